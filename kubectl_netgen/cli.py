@@ -1,0 +1,216 @@
+"""The ``kubectl netgen`` command line: parse options, call a use case, render.
+
+This is the one place that turns :class:`~kubectl_netgen.errors.NetgenError`
+into a one-line message and an exit code (``main`` -> ``raw_main`` ->
+the typer app), in the manner of httpie. Commands only parse, call
+:mod:`kubectl_netgen.app`, and hand the result to :mod:`kubectl_netgen.render`.
+Heavy modules are imported inside the commands that need them so that
+``--help`` and ``--version`` start fast.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, BinaryIO, Optional, TextIO
+
+import click
+import typer
+
+from kubectl_netgen import __version__
+from kubectl_netgen.errors import ExitStatus, NetgenError
+
+PROG_NAME = "kubectl netgen"
+
+
+@dataclass
+class Environment:
+    """The program's window on the world, injected so tests run it in-process."""
+
+    stdin: TextIO = field(default_factory=lambda: sys.stdin)
+    """Text stdin; its ``.buffer`` is read for ``-`` (a capture on stdin)."""
+    stdout: TextIO = field(default_factory=lambda: sys.stdout)
+    """Where the machine-readable result goes, and nothing else."""
+    stderr: TextIO = field(default_factory=lambda: sys.stderr)
+    """Where warnings, summaries and errors go."""
+    stdout_isatty: bool | None = None
+    """Whether stdout is a terminal (tables for people); ``None`` asks ``stdout``."""
+    debug: bool = False
+    """Show tracebacks of unexpected errors."""
+    warnings: int = 0
+    """How many warnings were printed."""
+
+    def is_terminal(self) -> bool:
+        """Tell whether stdout is an interactive terminal."""
+        if self.stdout_isatty is not None:
+            return self.stdout_isatty
+        isatty = getattr(self.stdout, "isatty", None)
+        return bool(isatty and isatty())
+
+    def warn(self, message: str) -> None:
+        """Print one warning line on stderr."""
+        self.warnings += 1
+        self.stderr.write(f"warning: {message}\n")
+        self.stderr.flush()
+
+    def info(self, message: str) -> None:
+        """Print one informational line (a summary) on stderr."""
+        self.stderr.write(f"{message}\n")
+        self.stderr.flush()
+
+
+class OutputFormat(str, enum.Enum):
+    """``-o`` values of the commands that print records."""
+
+    TABLE = "table"
+    JSON = "json"
+
+
+app = typer.Typer(
+    name="netgen",
+    help="Turn the traffic a workload really has into Kubernetes NetworkPolicies.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"kubectl-netgen {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", callback=_version, is_eager=True),
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of unexpected errors.")] = False,
+) -> None:
+    """Turn the traffic a workload really has into Kubernetes NetworkPolicies."""
+    env: Environment = ctx.ensure_object(Environment)
+    env.debug = env.debug or debug
+
+
+def _env(ctx: typer.Context) -> Environment:
+    env = ctx.find_object(Environment)
+    assert env is not None, "main() always provides the Environment"
+    return env
+
+
+def _binary_stdin(env: Environment) -> BinaryIO | None:
+    return getattr(env.stdin, "buffer", None)
+
+
+def _format(env: Environment, output: OutputFormat | None) -> OutputFormat:
+    if output is not None:
+        return output
+    return OutputFormat.TABLE if env.is_terminal() else OutputFormat.JSON
+
+
+PcapsArg = Annotated[
+    list[str],
+    typer.Argument(help="Capture files (pcap, pcapng, optionally gzip-compressed); '-' reads stdin.",
+                   metavar="PCAP..."),
+]
+OutputOpt = Annotated[
+    Optional[OutputFormat],  # noqa: UP045 - typer needs Optional on Python 3.10
+    typer.Option("-o", "--output", help="Output format [default: table on a terminal, else json]."),
+]
+StrictOpt = Annotated[
+    bool, typer.Option("--strict", help="Fail (exit 4) on a truncated or corrupt capture instead of warning."),
+]
+
+
+@app.command()
+def flows(ctx: typer.Context, pcaps: PcapsArg, output: OutputOpt = None, strict: StrictOpt = False) -> None:
+    """List the flows in captures: who opened connections to whom, on which port.
+
+    A flow is (protocol, client IP, server IP, server port), aggregated over its
+    connections. Example: kubectl netgen flows capture.pcap -o json
+    """
+    from kubectl_netgen import app as usecases
+    from kubectl_netgen import render
+
+    env = _env(ctx)
+    result = usecases.flows(pcaps, stdin=_binary_stdin(env), strict=strict, warn=env.warn)
+    if _format(env, output) is OutputFormat.JSON:
+        env.stdout.write(render.flows_json(result))
+    else:
+        render.flows_table(result, env.stdout)
+    env.info(render.flows_summary(result))
+
+
+@app.command()
+def dns(ctx: typer.Context, pcaps: PcapsArg, output: OutputOpt = None, strict: StrictOpt = False) -> None:
+    """List the names DNS answers in captures gave to IP addresses.
+
+    Follows CNAME chains back to the name that was asked for. Example:
+    kubectl netgen dns capture.pcap -o json
+    """
+    from kubectl_netgen import app as usecases
+    from kubectl_netgen import render
+
+    env = _env(ctx)
+    result = usecases.dns_names(pcaps, stdin=_binary_stdin(env), strict=strict, warn=env.warn)
+    if _format(env, output) is OutputFormat.JSON:
+        env.stdout.write(render.names_json(result))
+    else:
+        render.names_table(result, env.stdout)
+    env.info(render.names_summary(result))
+
+
+def raw_main(args: Sequence[str], env: Environment) -> int:
+    """Run the program and turn every outcome into an exit status.
+
+    Args:
+        args: The command-line arguments after the program name.
+        env: Where to read and write.
+
+    Returns:
+        The exit status (see :class:`~kubectl_netgen.errors.ExitStatus`).
+    """
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=list(args), prog_name=PROG_NAME, standalone_mode=False, obj=env)
+    except NetgenError as e:
+        env.stderr.write(f"error: {e.message}\n")
+        return int(e.exit_code)
+    except click.exceptions.Exit as e:
+        return int(e.exit_code)
+    except click.ClickException as e:
+        e.show(file=env.stderr)
+        return int(ExitStatus.USAGE) if isinstance(e, click.UsageError) else int(e.exit_code)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        env.stderr.write("interrupted\n")
+        return int(ExitStatus.INTERRUPTED)
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): not an error of ours, and nothing left to say.
+        _silence_stdout()
+        return int(ExitStatus.OK)
+    except Exception as e:
+        if env.debug:
+            raise
+        env.stderr.write(f"error: unexpected {type(e).__name__}: {e} (a bug: rerun with --debug and report it)\n")
+        return int(ExitStatus.ERROR)
+    return int(result) if isinstance(result, int) else int(ExitStatus.OK)
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def main(args: Sequence[str] | None = None, env: Environment | None = None) -> int:
+    """Entry point of the ``kubectl-netgen`` executable and of in-process tests."""
+    return raw_main(sys.argv[1:] if args is None else args, env or Environment())

@@ -1,0 +1,306 @@
+"""Packet aggregates -> flows: who opened what, to whom, on which port.
+
+Pure: the decoder (:mod:`kubectl_netgen.pcap`) fills a :class:`TrafficTable`
+with one counter row per direction of each 5-tuple; this module pairs the two
+directions, decides which side is the client, and folds connections into
+:class:`~kubectl_netgen.model.Flow` values.
+
+Direction, in order of evidence:
+
+* TCP: a SYN without ACK names its sender the client; a SYN+ACK alone (a
+  capture that began mid-handshake) names its receiver. SCTP: INIT / INIT ACK
+  likewise. ICMP echo: the requester.
+* UDP: the side that sent first, when the other side answered and the ports
+  do not say otherwise (a request/response pair).
+* Otherwise a guess from ports: a port seen accepting a handshake elsewhere in
+  the capture (a listening port), then a well-known service port, then
+  ephemeral-range ports (the client side), then the lower port.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import ip_address
+
+from kubectl_netgen.model import Direction, Flow, IPAddress, Protocol
+
+# Counter row of one direction of a 5-tuple: [packets, bytes, first_ns, last_ns, opens, accepts].
+# ``opens`` counts SYN (no ACK) / SCTP INIT / ICMP echo requests; ``accepts`` SYN+ACK / INIT ACK / echo replies.
+# A time of -1 means no packet of the row had a valid timestamp.
+PACKETS, BYTES, FIRST, LAST, OPENS, ACCEPTS = range(6)
+
+IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMPV6, IPPROTO_SCTP = 1, 6, 17, 58, 132
+PROTOCOLS = {
+    IPPROTO_TCP: Protocol.TCP,
+    IPPROTO_UDP: Protocol.UDP,
+    IPPROTO_SCTP: Protocol.SCTP,
+    IPPROTO_ICMP: Protocol.ICMP,
+    IPPROTO_ICMPV6: Protocol.ICMPV6,
+}
+
+# ICMP rows use the port fields for (type, identifier-or-code).
+ICMP_ECHO = {IPPROTO_ICMP: (8, 0), IPPROTO_ICMPV6: (128, 129)}
+ICMP_NAMES = {
+    IPPROTO_ICMP: {3: "destination-unreachable", 4: "source-quench", 5: "redirect", 11: "time-exceeded",
+                   12: "parameter-problem", 13: "timestamp", 14: "timestamp-reply"},
+    IPPROTO_ICMPV6: {1: "destination-unreachable", 2: "packet-too-big", 3: "time-exceeded",
+                     4: "parameter-problem", 133: "router-solicitation", 134: "router-advertisement",
+                     135: "neighbor-solicitation", 136: "neighbor-advertisement", 137: "redirect",
+                     143: "mld-report"},
+}
+
+# Ports that identify a server even without a handshake (IANA service ports common in clusters).
+WELL_KNOWN_PORTS = frozenset({
+    20, 21, 22, 23, 25, 53, 67, 69, 80, 88, 110, 111, 119, 123, 135, 137, 138, 139, 143, 161, 162,
+    179, 389, 443, 445, 465, 514, 515, 543, 587, 631, 636, 853, 873, 989, 990, 993, 995,
+    1433, 1521, 1883, 2049, 2379, 2380, 3000, 3306, 3478, 4222, 4317, 4318, 4789, 5000, 5044, 5060,
+    5222, 5349, 5353, 5432, 5601, 5671, 5672, 5984, 6379, 6443, 6650, 7000, 7001, 7199, 7473, 7474,
+    7687, 8000, 8008, 8080, 8081, 8086, 8088, 8123, 8200, 8443, 8500, 8888, 9000, 9042, 9090, 9092,
+    9093, 9100, 9200, 9300, 9411, 9418, 9443, 10250, 10255, 10256, 11211, 15672, 27017, 50051,
+})
+CLIENT_PORTS = frozenset({68, 546})
+"""Ports only clients use (DHCP and DHCPv6 clients), though they are below 1024."""
+EPHEMERAL_LOW = 32768
+"""Start of Linux's default ephemeral port range (``net.ipv4.ip_local_port_range``)."""
+
+Packed = bytes
+"""One direction of a 5-tuple as packed bytes: source address, destination address, source port,
+destination port (2 bytes each, big-endian): 12 bytes for IPv4, 36 for IPv6 - exactly as the fields
+stand in an IPv4 header without options followed by TCP/UDP, so the decoder can slice keys straight
+from packets. For ICMP the ports are the message type and the echo identifier (or the code)."""
+
+
+def split(key: Packed) -> tuple[bytes, bytes, int, int]:
+    """(source address, destination address, source port, destination port) of a packed key."""
+    n = 4 if len(key) == 12 else 16
+    return key[:n], key[n : 2 * n], key[2 * n] << 8 | key[2 * n + 1], key[2 * n + 2] << 8 | key[2 * n + 3]
+
+
+def reverse(key: Packed) -> Packed:
+    """The packed key of the opposite direction."""
+    n = 4 if len(key) == 12 else 16
+    return key[n : 2 * n] + key[:n] + key[2 * n + 2 :] + key[2 * n : 2 * n + 2]
+
+
+def pack(src: bytes, dst: bytes, sport: int, dport: int) -> Packed:
+    """Pack one direction of a 5-tuple (see :data:`Packed`)."""
+    return src + dst + bytes((sport >> 8, sport & 0xFF, dport >> 8, dport & 0xFF))
+
+
+def merge_row(mine: list[int], row: list[int]) -> None:
+    """Add counter ``row`` into ``mine`` (same 5-tuple direction)."""
+    mine[PACKETS] += row[PACKETS]
+    mine[BYTES] += row[BYTES]
+    if row[FIRST] >= 0 and (mine[FIRST] < 0 or row[FIRST] < mine[FIRST]):
+        mine[FIRST] = row[FIRST]
+    mine[LAST] = max(mine[LAST], row[LAST])
+    mine[OPENS] += row[OPENS]
+    mine[ACCEPTS] += row[ACCEPTS]
+
+
+@dataclass
+class TrafficTable:
+    """Counter rows per IP protocol and direction of each 5-tuple: what the decoder learned, mergeable."""
+
+    rows: dict[int, dict[Packed, list[int]]] = field(default_factory=dict)
+
+    def adopt(self, proto: int, rows: dict[Packed, list[int]]) -> None:
+        """Merge a decoder's rows for ``proto``; takes ownership of ``rows`` (no copy when new)."""
+        mine = self.rows.get(proto)
+        if not mine:
+            self.rows[proto] = rows
+            return
+        for key, row in rows.items():
+            have = mine.get(key)
+            if have is None:
+                mine[key] = row
+            else:
+                merge_row(have, row)
+
+
+def _ip(packed: bytes) -> IPAddress:
+    return ip_address(packed)
+
+
+Listening = set[tuple[bytes, int, int]]
+"""(address, IP protocol, port) of servers seen accepting a handshake."""
+
+
+def listening_ports(table: TrafficTable) -> Listening:
+    """(address, protocol, port) of every server seen accepting a TCP or SCTP handshake."""
+    found: Listening = set()
+    for proto in (IPPROTO_TCP, IPPROTO_SCTP):
+        for key, row in table.rows.get(proto, {}).items():
+            if row[OPENS] or row[ACCEPTS]:
+                src, dst, sport, dport = split(key)
+                if row[OPENS]:
+                    found.add((dst, proto, dport))
+                if row[ACCEPTS]:
+                    found.add((src, proto, sport))
+    return found
+
+
+def _port_score(address: bytes, proto: int, port: int, listening: Listening) -> int:
+    """How server-like an (address, port) end looks; higher is more server-like."""
+    if (address, proto, port) in listening:
+        return 3
+    if port in CLIENT_PORTS:
+        return 0
+    if port in WELL_KNOWN_PORTS or port < 1024:
+        return 2
+    if port >= EPHEMERAL_LOW:
+        return 0
+    return 1
+
+
+def _first(row: list[int] | None) -> int:
+    """First-seen time for ordering; rows without a valid time sort last."""
+    return row[FIRST] if row is not None and row[FIRST] >= 0 else 1 << 63
+
+
+def _client_is_sender(proto: int, a: bytes, b: bytes, pa: int, pb: int, row: list[int], back: list[int] | None,
+                      listening: Listening) -> tuple[bool, Direction]:
+    """Decide whether ``a``, the sender of ``row`` (a:pa -> b:pb), is the client, and on what evidence."""
+    if proto == IPPROTO_TCP or proto == IPPROTO_SCTP:
+        if row[OPENS] or (back is not None and back[ACCEPTS]):
+            return True, Direction.HANDSHAKE
+        if row[ACCEPTS] or (back is not None and back[OPENS]):
+            return False, Direction.HANDSHAKE
+    score_a = _port_score(a, proto, pa, listening)
+    score_b = _port_score(b, proto, pb, listening)
+    if proto == IPPROTO_UDP:
+        if back is None:
+            if score_a == score_b:
+                return True, Direction.GUESS  # one-way datagrams: the sender is the client
+            return score_b > score_a, Direction.GUESS
+        sender_first = _first(row) <= _first(back)
+        if score_a == score_b or sender_first == (score_b > score_a):
+            # The first sender asked and the other side answered: a request/response pair.
+            return sender_first, Direction.HANDSHAKE
+        return score_b > score_a, Direction.GUESS
+    if score_a == score_b:
+        return pb < pa or (pa == pb and a <= b), Direction.GUESS  # the lower port is the server's
+    return score_b > score_a, Direction.GUESS
+
+
+@dataclass
+class _FlowSum:
+    connections: int = 0
+    packets: int = 0
+    bytes: int = 0
+    first: int = -1
+    last: int = -1
+    handshake: bool = False
+
+    def add(self, row: list[int] | None, back: list[int] | None = None) -> None:
+        for r in (row, back):
+            if r is None:
+                continue
+            self.packets += r[PACKETS]
+            self.bytes += r[BYTES]
+            if r[FIRST] >= 0 and (self.first < 0 or r[FIRST] < self.first):
+                self.first = r[FIRST]
+            if r[LAST] > self.last:
+                self.last = r[LAST]
+
+
+FlowKey = tuple[int, bytes, bytes, int | None, str]
+
+
+def _connections(table: TrafficTable, sums: dict[FlowKey, _FlowSum]) -> None:
+    """Fold TCP, UDP and SCTP rows: pair both directions, orient, sum per flow."""
+    listening = listening_ports(table)
+    for proto, rows in table.rows.items():
+        if proto in ICMP_ECHO:
+            continue
+        pending = dict(rows)  # directions not yet folded; each pair is folded once
+        for key, row in rows.items():
+            if pending.pop(key, None) is None:
+                continue  # folded as the back direction of an earlier key
+            n = 4 if len(key) == 12 else 16
+            src, dst, sport, dport = key[:n], key[n : 2 * n], key[2 * n : 2 * n + 2], key[2 * n + 2 :]
+            back = pending.pop(dst + src + dport + sport, None)
+            sp, dp = sport[0] << 8 | sport[1], dport[0] << 8 | dport[1]
+            if (proto == IPPROTO_TCP or proto == IPPROTO_SCTP) and row[OPENS] and not row[ACCEPTS]:
+                sender_is_client, direction = True, Direction.HANDSHAKE  # the common case, decided at once
+            else:
+                sender_is_client, direction = _client_is_sender(proto, src, dst, sp, dp, row, back, listening)
+            flow_key = (proto, src, dst, dp, "connection") if sender_is_client else (proto, dst, src, sp, "connection")
+            s = sums.get(flow_key)
+            if s is None:
+                s = sums[flow_key] = _FlowSum()
+            s.connections += 1
+            if direction is Direction.HANDSHAKE:
+                s.handshake = True
+            s.add(row, back)
+
+
+def _icmp(table: TrafficTable, sums: dict[FlowKey, _FlowSum]) -> None:
+    """Fold ICMP rows: echo requests and replies pair up by identifier; other messages stand alone."""
+    for proto, (request, reply) in ICMP_ECHO.items():
+        rows = table.rows.get(proto, {})
+        for key, row in rows.items():
+            src, dst, kind, ident = split(key)
+            if kind == request:
+                s = sums.setdefault((proto, src, dst, None, "echo"), _FlowSum())
+                s.connections += 1
+                s.handshake = True
+                s.add(row, rows.get(pack(dst, src, reply, ident)))
+            elif kind == reply:
+                if pack(dst, src, request, ident) in rows:
+                    continue  # counted with its request
+                s = sums.setdefault((proto, dst, src, None, "echo"), _FlowSum())
+                s.connections += 1
+                s.add(row)
+            else:
+                name = ICMP_NAMES[proto].get(kind, f"type-{kind}")
+                s = sums.setdefault((proto, src, dst, None, name), _FlowSum())
+                s.connections += 1
+                s.handshake = True
+                s.add(row)
+
+
+def flows(table: TrafficTable) -> list[Flow]:
+    """Fold a traffic table into flows, sorted by protocol, server, port and client.
+
+    Args:
+        table: Counter rows per direction of each 5-tuple, as the decoder filled them.
+
+    Returns:
+        One :class:`Flow` per (protocol, client, server, server port) - or per ICMP
+        (client, server, kind) - with connections counted as distinct 5-tuples.
+    """
+    sums: dict[FlowKey, _FlowSum] = {}
+    _connections(table, sums)
+    _icmp(table, sums)
+    result = [
+        Flow(
+            protocol=PROTOCOLS[proto],
+            src=_ip(client),
+            dst=_ip(server),
+            dst_port=port,
+            connections=s.connections,
+            packets=s.packets,
+            bytes=s.bytes,
+            first_seen=max(s.first, 0),
+            last_seen=max(s.last, 0),
+            direction=Direction.HANDSHAKE if s.handshake else Direction.GUESS,
+            kind=kind,
+        )
+        for (proto, client, server, port, kind), s in sums.items()
+    ]
+    result.sort(key=sort_key)
+    return result
+
+
+def sort_key(flow: Flow) -> tuple[str, int, int, int, int, int, str]:
+    """Order flows by protocol, server address, port, client address, kind: stable across runs."""
+    return (
+        flow.protocol.value,
+        flow.dst.version,
+        int(flow.dst),
+        -1 if flow.dst_port is None else flow.dst_port,
+        flow.src.version,
+        int(flow.src),
+        flow.kind,
+    )

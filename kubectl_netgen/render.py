@@ -1,0 +1,110 @@
+"""Everything kubectl-netgen prints: machine-readable results and tables for people.
+
+JSON is written sorted and indented so the same input gives the same bytes.
+Tables use rich, imported only when a table is asked for.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any, TextIO
+
+from kubectl_netgen.app import FlowsResult, NamesResult
+from kubectl_netgen.model import Flow
+
+
+def rfc3339(ns: int) -> str | None:
+    """Nanoseconds since the epoch -> RFC 3339 UTC (``…Z``), microseconds unless finer; ``None`` for 0."""
+    if ns <= 0:
+        return None
+    seconds, rest = divmod(ns, 1_000_000_000)
+    stamp = datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    fraction = f"{rest:09d}" if rest % 1000 else f"{rest // 1000:06d}"
+    return f"{stamp}.{fraction}Z"
+
+
+def flow_record(flow: Flow) -> dict[str, Any]:
+    """One flow as the JSON object ``flows -o json`` prints."""
+    return {
+        "protocol": flow.protocol.value,
+        "src": str(flow.src),
+        "dst": str(flow.dst),
+        "dst_port": flow.dst_port,
+        "kind": flow.kind,
+        "connections": flow.connections,
+        "packets": flow.packets,
+        "bytes": flow.bytes,
+        "first_seen": rfc3339(flow.first_seen),
+        "last_seen": rfc3339(flow.last_seen),
+        "direction": flow.direction.value,
+    }
+
+
+def dump_json(data: Any) -> str:
+    """The one JSON writer: two-space indent, a final newline, non-ASCII kept."""
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def flows_json(result: FlowsResult) -> str:
+    """The ``flows -o json`` document: an array of flow objects."""
+    return dump_json([flow_record(f) for f in result.flows])
+
+
+def flows_table(result: FlowsResult, out: TextIO) -> None:
+    """Print flows as a table for people."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column, justify in (("PROTO", "left"), ("CLIENT", "left"), ("SERVER", "left"), ("PORT", "right"),
+                            ("CONNS", "right"), ("PACKETS", "right"), ("BYTES", "right"),
+                            ("FIRST SEEN", "left"), ("LAST SEEN", "left"), ("DIRECTION", "left")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for f in result.flows:
+        port = str(f.dst_port) if f.dst_port is not None else f.kind
+        table.add_row(f.protocol.value, str(f.src), str(f.dst), port, str(f.connections), str(f.packets),
+                      _size(f.bytes), rfc3339(f.first_seen) or "-", rfc3339(f.last_seen) or "-",
+                      f.direction.value)
+    Console(file=out, highlight=False, soft_wrap=False).print(table)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    raise AssertionError("unreachable")
+
+
+def flows_summary(result: FlowsResult) -> str:
+    """One line for stderr: how much was read and found."""
+    packets = sum(r.packets for r in result.reports)
+    guessed = sum(1 for f in result.flows if f.direction.value == "guess")
+    return (f"{len(result.flows)} flows ({guessed} with a guessed direction) from {packets} packets "
+            f"in {len(result.reports)} capture(s)")
+
+
+def names_json(result: NamesResult) -> str:
+    """The ``dns -o json`` document: ``{IP: [names]}``."""
+    return dump_json({str(ip): names for ip, names in result.names.items()})
+
+
+def names_table(result: NamesResult, out: TextIO) -> None:
+    """Print address -> names as a table for people."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("ADDRESS")
+    table.add_column("NAMES")
+    for ip, names in result.names.items():
+        table.add_row(str(ip), ", ".join(names))
+    Console(file=out, highlight=False, soft_wrap=False).print(table)
+
+
+def names_summary(result: NamesResult) -> str:
+    """One line for stderr: how many addresses were named."""
+    messages = sum(r.dns_messages for r in result.reports)
+    return (f"{len(result.names)} addresses named by {result.responses} DNS responses "
+            f"({messages} DNS messages on port 53) in {len(result.reports)} capture(s)")
