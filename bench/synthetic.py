@@ -54,7 +54,8 @@ class Writer:
             link = b"\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02\x08\x00"
         else:
             # SLL2: protocol, reserved, ifindex, hatype, pkttype, addrlen, addr[8]
-            link = struct.pack("!HHIHBB8s", 0x0800, 0, 2, 1, 4 if outgoing else 0, 6, b"\x02\x00\x00\x00\x00\x01\x00\x00")
+            pkttype = 4 if outgoing else 0
+            link = struct.pack("!HHIHBB8s", 0x0800, 0, 2, 1, pkttype, 6, b"\x02\x00\x00\x00\x00\x01\x00\x00")
         data = link + ip_packet
         wire = len(data) + wire_extra
         if not keep_all:

@@ -260,7 +260,7 @@ class Scanner:
         head = _read_exactly(source, 4)
         suffix = ", gzip" if compressed else ""
         if head[:2] == MAGIC_GZIP and not compressed:
-            stream = gzip.GzipFile(fileobj=_Prefixed(head, source), mode="rb")  # type: ignore[arg-type]
+            stream = gzip.GzipFile(fileobj=_Prefixed(head, source), mode="rb")  # type: ignore[call-overload]
             try:
                 self._sniff(stream, report, compressed=True)
             except EOFError:
@@ -325,7 +325,8 @@ class Scanner:
                     else:
                         invalid += 1
                         ts = -1
-                    if fast and incl >= tcp_min and buf[start + ethertype_at] == 8 and not buf[start + ethertype_at + 1]:
+                    et = start + ethertype_at
+                    if fast and incl >= tcp_min and buf[et] == 8 and not buf[et + 1]:
                         ip = start + ip_at
                         if buf[ip] == 0x45 and buf[ip + 9] == IPPROTO_TCP and not (buf[ip + 6] & 0x3F or buf[ip + 7]):
                             key = buf[ip + 12 : ip + 24]
@@ -351,9 +352,11 @@ class Scanner:
                 pos = 0
             if pos < len(buf):
                 have = len(buf) - pos
-                need = 16 + (record(buf, pos)[2] if have >= 16 else 0)
-                report.damage = (f"truncated at byte {offset + pos}: packet {count + 1} is cut off "
-                                 f"({have} of {need if have >= 16 else 16} bytes{'' if have >= 16 else ' of its header'})")
+                if have >= 16:
+                    what = f"{have} of {16 + record(buf, pos)[2]} bytes"
+                else:
+                    what = f"{have} of the 16 bytes of its record header"
+                report.damage = f"truncated at byte {offset + pos}: packet {count + 1} is cut off ({what})"
         finally:
             report.packets += count
             report.invalid_timestamps += invalid
@@ -768,7 +771,7 @@ def open_capture(path: str, stdin: BinaryIO | None) -> BinaryIO:
             raise InputError("'-' means stdin, but there is no stdin to read")
         return stdin
     try:
-        return open(path, "rb")  # noqa: SIM115 - the caller closes it
+        return open(path, "rb")
     except FileNotFoundError as e:
         raise InputError(f"{path}: no such file; give the path of a pcap or pcapng capture") from e
     except IsADirectoryError as e:
