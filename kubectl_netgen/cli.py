@@ -79,9 +79,9 @@ app = typer.Typer(
 )
 
 
-def _version(value: bool) -> None:
+def _version(ctx: typer.Context, value: bool) -> None:
     if value:
-        typer.echo(f"kubectl-netgen {__version__}")
+        ctx.ensure_object(Environment).stdout.write(f"kubectl-netgen {__version__}\n")
         raise typer.Exit()
 
 
@@ -189,8 +189,7 @@ def raw_main(args: Sequence[str], env: Environment) -> int:
         e.show(file=env.stderr)
         return int(ExitStatus.USAGE) if isinstance(e, click.UsageError) else int(e.exit_code)
     except (KeyboardInterrupt, click.exceptions.Abort):
-        env.stderr.write("interrupted\n")
-        return int(ExitStatus.INTERRUPTED)
+        result = ExitStatus.INTERRUPTED
     except BrokenPipeError:
         # The reader went away (e.g. `| head`): not an error of ours, and nothing left to say.
         _silence_stdout()
@@ -200,6 +199,8 @@ def raw_main(args: Sequence[str], env: Environment) -> int:
             raise
         env.stderr.write(f"error: unexpected {type(e).__name__}: {e} (a bug: rerun with --debug and report it)\n")
         return int(ExitStatus.ERROR)
+    if result == ExitStatus.INTERRUPTED:  # typer turns Ctrl-C into Exit(130) on its own
+        env.stderr.write("interrupted\n")
     return int(result) if isinstance(result, int) else int(ExitStatus.OK)
 
 

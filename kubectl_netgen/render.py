@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from kubectl_netgen.app import FlowsResult, NamesResult
 from kubectl_netgen.model import Flow
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def rfc3339(ns: int) -> str | None:
@@ -53,7 +56,6 @@ def flows_json(result: FlowsResult) -> str:
 
 def flows_table(result: FlowsResult, out: TextIO) -> None:
     """Print flows as a table for people."""
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(box=None, header_style="bold", pad_edge=False)
@@ -66,7 +68,15 @@ def flows_table(result: FlowsResult, out: TextIO) -> None:
         table.add_row(f.protocol.value, str(f.src), str(f.dst), port, str(f.connections), str(f.packets),
                       _size(f.bytes), rfc3339(f.first_seen) or "-", rfc3339(f.last_seen) or "-",
                       f.direction.value)
-    Console(file=out, highlight=False, soft_wrap=False).print(table)
+    _console(out).print(table)
+
+
+def _console(out: TextIO) -> Console:
+    """A rich console on ``out``; wide enough off a real terminal that rows never wrap."""
+    from rich.console import Console
+
+    isatty = getattr(out, "isatty", None)
+    return Console(file=out, highlight=False, width=None if isatty and isatty() else 250)
 
 
 def _size(n: int) -> str:
@@ -92,7 +102,6 @@ def names_json(result: NamesResult) -> str:
 
 def names_table(result: NamesResult, out: TextIO) -> None:
     """Print address -> names as a table for people."""
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(box=None, header_style="bold", pad_edge=False)
@@ -100,7 +109,7 @@ def names_table(result: NamesResult, out: TextIO) -> None:
     table.add_column("NAMES")
     for ip, names in result.names.items():
         table.add_row(str(ip), ", ".join(names))
-    Console(file=out, highlight=False, soft_wrap=False).print(table)
+    _console(out).print(table)
 
 
 def names_summary(result: NamesResult) -> str:

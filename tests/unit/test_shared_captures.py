@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SHARED_CAPTURES, run
+from tests.conftest import run
 
 # (protocol, client, server, port, kind, connections, packets, bytes, first_seen, last_seen, direction)
 EXPECTED_FLOWS: dict[str, list[tuple[object, ...]]] = {
