@@ -98,7 +98,8 @@ DNS_STREAM_BYTES = 2 + 65535
 
 MAGIC_GZIP = b"\x1f\x8b"
 MAGIC_PCAPNG = b"\x0a\x0d\x0d\x0a"
-PCAPNG_BYTE_ORDER = 0x1A2B3C4D
+PCAPNG_MIN_BLOCK = {1: 20, 2: 32, 3: 16, 6: 32, 0x0A0D0D0A: 28}
+"""Smallest valid total length of the pcapng blocks we read (IDB, PB, SPB, EPB, SHB)."""
 CLASSIC_MAGICS = {
     b"\xd4\xc3\xb2\xa1": ("<", False),
     b"\xa1\xb2\xc3\xd4": (">", False),
@@ -387,7 +388,8 @@ class Scanner:
                         return
                     if pos + blen <= end:
                         if not self._block(btype, blen, buf, pos, endian, epb, ifaces):
-                            report.damage = f"corrupt packet block at byte {offset + pos}"
+                            report.damage = (f"corrupt block at byte {offset + pos} "
+                                             f"(type 0x{btype:08x}, length {blen})")
                             return
                         count += btype in (2, 3, 6)
                         pos += blen
@@ -409,6 +411,8 @@ class Scanner:
         epb: Callable[[bytes, int], tuple[int, ...]], ifaces: list[_PcapngInterface],
     ) -> bool:
         """Handle one whole pcapng block; ``False`` when it is inconsistent (corrupt)."""
+        if blen < PCAPNG_MIN_BLOCK.get(btype, 12):
+            return False
         if btype == 6:  # Enhanced Packet Block
             iid, hi, lo, caplen, orig = epb(buf, pos + 8)
             if iid >= len(ifaces) or 28 + caplen > blen - 4:
@@ -752,7 +756,7 @@ def _if_tsresol(options: bytes, endian: str) -> tuple[int, int]:
         code, length = struct.unpack_from(endian + "HH", options, pos)
         if code == 0:
             break
-        if code == 9 and length >= 1:
+        if code == 9 and length >= 1 and pos + 4 < len(options):
             value = options[pos + 4]
             exponent = value & 0x7F
             if value & 0x80:
