@@ -17,6 +17,7 @@ from ipaddress import ip_address
 import dns.exception
 import dns.message
 import dns.name
+import dns.rdataclass
 import dns.rdatatype
 
 from kubectl_netgen.model import IPAddress
@@ -72,6 +73,8 @@ class DnsNames:
             for rrset in message.answer:
                 if rrset.name != current:
                     continue
+                if rrset.rdclass != dns.rdataclass.IN:
+                    continue  # CHAOS, HESIOD, NONE, ANY: not addresses
                 if rrset.rdtype in _ADDRESS_TYPES:
                     for rdata in rrset:
                         names = self.names.setdefault(ip_address(rdata.address), set())

@@ -18,7 +18,6 @@ reading stopped; deciding whether that is fatal (``--strict``) is the caller's.
 
 from __future__ import annotations
 
-import gzip
 import struct
 import zlib
 from collections.abc import Callable
@@ -44,6 +43,8 @@ CHUNK = 1 << 20
 """Bytes read at a time: large enough to amortise reads, small enough to keep memory flat."""
 MAX_SNAPLEN = 262144
 """tcpdump's largest snapshot length; a classic record claiming more is taken as corruption."""
+MAX_TIME_NS = 253402300799 * 1_000_000_000
+"""The last nanosecond of year 9999: later pcapng timestamps are taken as invalid."""
 MAX_BLOCK = 16 << 20
 """Largest pcapng block accepted before the file is taken as corrupt."""
 
@@ -168,6 +169,117 @@ class _Prefixed:
         return self.rest.read(size)
 
 
+class _Gunzip:
+    """A gzip stream decompressed as it is read, keeping every good byte before any damage.
+
+    ``gzip.GzipFile`` drops all it decompressed in a ``read`` that then meets the end of a cut
+    file or a bad CRC; for a capture that loses up to a buffer of whole packets. This inflates
+    each member raw, in small steps, checks the trailer (CRC-32 and size) itself, and records
+    damage in :attr:`damage` after handing out everything that decompressed.
+    """
+
+    STEP = 16 << 10
+    """Compressed bytes inflated at a time: what a corrupt spot can cost at most."""
+
+    def __init__(self, raw: Readable) -> None:
+        self.raw = raw
+        self.pending = b""
+        self.out = bytearray()
+        self.inflate: zlib._Decompress | None = None
+        self.crc = 0
+        self.size = 0
+        self.members = 0
+        self.done = False
+        self.damage: str | None = None
+
+    def read(self, size: int = -1, /) -> bytes:
+        while not self.done and (size < 0 or len(self.out) < size):
+            self._step()
+        size = len(self.out) if size < 0 else min(size, len(self.out))
+        data = bytes(self.out[:size])
+        del self.out[:size]
+        return data
+
+    def _fill(self, n: int) -> bool:
+        while len(self.pending) < n:
+            more = self.raw.read(max(CHUNK, n - len(self.pending)))
+            if not more:
+                return False
+            self.pending += more
+        return True
+
+    def _fail(self, damage: str) -> None:
+        self.damage = damage
+        self.done = True
+
+    def _step(self) -> None:
+        if self.inflate is None:
+            self._header()
+            return
+        if not self.pending and not self._fill(1):
+            self._fail("the gzip stream ends early (truncated .gz file)")
+            return
+        step, self.pending = self.pending[: self.STEP], self.pending[self.STEP :]
+        try:
+            data = self.inflate.decompress(step)
+        except zlib.error as e:
+            self._fail(f"corrupt gzip data ({e})")
+            return
+        self.crc = zlib.crc32(data, self.crc)
+        self.size += len(data)
+        self.out += data
+        if self.inflate.eof:
+            self.pending = self.inflate.unused_data + self.pending
+            self.inflate = None
+            if not self._fill(8):
+                self._fail("the gzip stream ends early (its trailer is cut off)")
+                return
+            crc, size = struct.unpack_from("<II", self.pending)
+            self.pending = self.pending[8:]
+            if crc != self.crc or size != self.size & 0xFFFFFFFF:
+                self._fail("corrupt gzip data (CRC or length check failed)")
+
+    def _header(self) -> None:
+        if not self._fill(10):
+            if self.members and not self.pending.strip(b"\0"):
+                self.done = True  # the end, perhaps after zero padding as tape archives leave it
+            elif self.members:
+                self._fail("unexpected bytes after the gzip data were ignored")
+            else:
+                self._fail("the gzip stream ends early (truncated .gz file)")
+            return
+        if self.pending[:3] != b"\x1f\x8b\x08":
+            if self.members and not self.pending.strip(b"\0"):
+                self.done = True
+            else:
+                self._fail("unexpected bytes after the gzip data were ignored" if self.members
+                           else "corrupt gzip header")
+            return
+        flags = self.pending[3]
+        pos = 10
+        if flags & 0x04:  # FEXTRA
+            if not self._fill(pos + 2):
+                self._fail("the gzip stream ends early (in its header)")
+                return
+            pos += 2 + int.from_bytes(self.pending[pos : pos + 2], "little")
+        for bit in (0x08, 0x10):  # FNAME, FCOMMENT: zero-terminated
+            if flags & bit:
+                while (end := self.pending.find(b"\0", pos)) < 0:
+                    if not self._fill(len(self.pending) + 1):
+                        self._fail("the gzip stream ends early (in its header)")
+                        return
+                pos = end + 1
+        if flags & 0x02:  # FHCRC
+            pos += 2
+        if not self._fill(pos):
+            self._fail("the gzip stream ends early (in its header)")
+            return
+        self.pending = self.pending[pos:]
+        self.inflate = zlib.decompressobj(-zlib.MAX_WBITS)
+        self.crc = self.size = 0
+        self.members += 1
+
+
 class _Interface:
     """Per-interface decoding state: link type and the hot counter tables, one per IP protocol.
 
@@ -246,7 +358,7 @@ class Scanner:
         report = self._report = CaptureReport(name)
         self._interfaces = []
         try:
-            self._sniff(source, report, compressed=False)
+            self._sniff(source, report)
         except OSError as e:
             raise InputError(f"cannot read {name}: {e.strerror or e}") from e
         finally:
@@ -257,18 +369,22 @@ class Scanner:
             self._dns_streams.clear()
         return report
 
-    def _sniff(self, source: Readable, report: CaptureReport, compressed: bool) -> None:
+    def _sniff(self, source: Readable, report: CaptureReport, gunzip: _Gunzip | None = None) -> None:
         head = _read_exactly(source, 4)
-        suffix = ", gzip" if compressed else ""
-        if head[:2] == MAGIC_GZIP and not compressed:
-            stream = gzip.GzipFile(fileobj=_Prefixed(head, source), mode="rb")  # type: ignore[call-overload]
+        if head[:2] == MAGIC_GZIP and gunzip is None:
+            gunzip = _Gunzip(_Prefixed(head, source))
             try:
-                self._sniff(stream, report, compressed=True)
-            except EOFError:
-                report.damage = report.damage or "the gzip stream ends early (truncated .gz file)"
-            except (gzip.BadGzipFile, zlib.error) as e:
-                report.damage = report.damage or f"corrupt gzip data ({e})"
+                self._sniff(gunzip, report, gunzip)
+            finally:
+                if gunzip.damage:
+                    # The capture inside may be cut because the gzip stream was: say both.
+                    report.damage = f"{gunzip.damage}: {report.damage}" if report.damage else gunzip.damage
             return
+        suffix = ", gzip" if gunzip is not None else ""
+        if gunzip is not None and len(head) < 4:
+            if gunzip.damage:
+                return  # nothing readable survived the damage; the report says why
+            raise InputError(f"{report.name} is gzip-compressed but holds no capture (it is empty inside)")
         if head in CLASSIC_MAGICS:
             endian, nano = CLASSIC_MAGICS[head]
             report.format = ("pcap (nanosecond)" if nano else "pcap") + suffix
@@ -279,8 +395,9 @@ class Scanner:
         elif not head:
             raise InputError(f"{report.name} is empty, not a capture: expected a pcap or pcapng file")
         else:
+            inside = " inside its gzip compression" if gunzip is not None else ""
             raise InputError(
-                f"{report.name} is not a pcap or pcapng capture (it starts with 0x{head.hex()}); "
+                f"{report.name} is not a pcap or pcapng capture (it starts with 0x{head.hex()}{inside}); "
                 "write captures with tcpdump -w or kubectl netgen capture"
             )
 
@@ -289,13 +406,13 @@ class Scanner:
         if len(header) < 20:
             report.damage = f"the file header is cut off after {4 + len(header)} of 24 bytes"
             return
-        _major, _minor, _zone, _sigfigs, snaplen, network = struct.unpack(endian + "HHiIII", header)
+        _major, _minor, _zone, _sigfigs, _snaplen, network = struct.unpack(endian + "HHiIII", header)
         linktype = network & 0x0FFFFFFF  # the upper bits may carry FCS information
         scale = 1 if nano else 1000
         fraction_limit = 1_000_000_000 if nano else 1_000_000
         handle = self._interface(linktype)
         record = struct.Struct(endian + "IIII").unpack_from
-        limit = max(snaplen, MAX_SNAPLEN)
+        limit = MAX_SNAPLEN  # as libpcap: a header's snaplen does not raise the cap on records
         # Inline fast path for the bulk of real captures: IPv4 without options, not a fragment,
         # carrying TCP, on Ethernet (untagged) or Linux cooked v1/v2. It does what ``handle``
         # does for such packets, without a call and without slicing the packet out first.
@@ -340,6 +457,8 @@ class Scanner:
                                     row[1] += orig - ip_at
                                     if ts > row[3]:
                                         row[3] = ts
+                                        if row[2] < 0:  # the first packet had no valid time
+                                            row[2] = ts
                                 flags = buf[ip + 33]
                                 if flags & 0x02:
                                     row[ACCEPTS if flags & 0x10 else OPENS] += 1
@@ -418,7 +537,7 @@ class Scanner:
             if iid >= len(ifaces) or 28 + caplen > blen - 4:
                 return False
             iface = ifaces[iid]
-            iface.handle(buf[pos + 28 : pos + 28 + caplen], ((hi << 32) | lo) * iface.multiply // iface.divide, orig)
+            iface.handle(buf[pos + 28 : pos + 28 + caplen], self._pcapng_time(iface, hi, lo), orig)
         elif btype == 3:  # Simple Packet Block: interface 0, no timestamp
             if not ifaces:
                 return False
@@ -431,12 +550,20 @@ class Scanner:
             if iid >= len(ifaces) or 28 + caplen > blen - 4:
                 return False
             iface = ifaces[iid]
-            iface.handle(buf[pos + 28 : pos + 28 + caplen], ((hi << 32) | lo) * iface.multiply // iface.divide, orig)
+            iface.handle(buf[pos + 28 : pos + 28 + caplen], self._pcapng_time(iface, hi, lo), orig)
         elif btype == 1:  # Interface Description Block
             linktype, _reserved, snaplen = struct.unpack_from(endian + "HHI", buf, pos + 8)
             multiply, divide = _if_tsresol(buf[pos + 16 : pos + blen - 4], endian)
             ifaces.append(_PcapngInterface(self._interface(linktype), snaplen, multiply, divide))
         return True
+
+    def _pcapng_time(self, iface: _PcapngInterface, hi: int, lo: int) -> int:
+        """Nanoseconds since the epoch of a pcapng timestamp; -1 (and counted) when out of range."""
+        ns = ((hi << 32) | lo) * iface.multiply // iface.divide
+        if ns > MAX_TIME_NS:
+            self._report.invalid_timestamps += 1
+            return -1
+        return ns
 
     # ----------------------------------------------------------------------------- packets
 
@@ -503,6 +630,8 @@ class Scanner:
                                 row[1] += orig - ip
                                 if ts > row[3]:
                                     row[3] = ts
+                                    if row[2] < 0:  # the first packet had no valid time
+                                        row[2] = ts
                             if flags & 0x02:
                                 row[ACCEPTS if flags & 0x10 else OPENS] += 1
                             if dns_on and (key[8:10] == b"\x00\x35" or key[10:12] == b"\x00\x35"):
@@ -520,6 +649,8 @@ class Scanner:
                                 row[1] += orig - ip
                                 if ts > row[3]:
                                     row[3] = ts
+                                    if row[2] < 0:  # the first packet had no valid time
+                                        row[2] = ts
                             if dns_on and (key[8:10] == b"\x00\x35" or key[10:12] == b"\x00\x35"):
                                 udp_dns(pkt, ip, ip + 20)
                             return
@@ -546,6 +677,8 @@ class Scanner:
                         row[1] += orig - ip
                         if ts > row[3]:
                             row[3] = ts
+                            if row[2] < 0:  # the first packet had no valid time
+                                row[2] = ts
                     if flags & 0x02:
                         row[ACCEPTS if flags & 0x10 else OPENS] += 1
                     if dns_on and (key[32:34] == b"\x00\x35" or key[34:36] == b"\x00\x35"):
@@ -672,8 +805,8 @@ class Scanner:
 
     def _udp_dns(self, pkt: bytes, ip: int, l4: int) -> None:
         assert self.dns_sink is not None
-        end = min(self._ip_end(pkt, ip), l4 + (pkt[l4 + 4] << 8 | pkt[l4 + 5]))
-        if end > len(pkt):
+        end = l4 + (pkt[l4 + 4] << 8 | pkt[l4 + 5])
+        if end > self._ip_end(pkt, ip) or end > len(pkt):  # a first fragment, or cut by the snaplen
             self._report.dns_incomplete += 1
             return
         self._report.dns_messages += 1

@@ -22,7 +22,10 @@ def rfc3339(ns: int) -> str | None:
     if ns <= 0:
         return None
     seconds, rest = divmod(ns, 1_000_000_000)
-    stamp = datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    try:
+        stamp = datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    except (OverflowError, ValueError, OSError):
+        return None  # beyond what RFC 3339 can say (the decoder already counts such times as invalid)
     fraction = f"{rest:09d}" if rest % 1000 else f"{rest // 1000:06d}"
     return f"{stamp}.{fraction}Z"
 
