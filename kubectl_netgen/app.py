@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from kubectl_netgen import flows as flowfold
-from kubectl_netgen.dns import DnsNames
 from kubectl_netgen.errors import DecodeError, InputError
 from kubectl_netgen.model import Flow, IPAddress
 from kubectl_netgen.pcap import CaptureReport, DnsSink, Scanner, linktype_name, open_capture
@@ -113,6 +112,8 @@ def dns_names(paths: Sequence[str], *, stdin: BinaryIO | None, strict: bool, war
     Returns:
         Address -> sorted names, with the per-capture reports.
     """
+    from kubectl_netgen.dns import DnsNames  # dnspython costs ~50 ms to import: only here
+
     names = DnsNames()
     _, reports = read_captures(paths, stdin=stdin, strict=strict, warn=warn, dns_sink=names.feed)
     incomplete = sum(r.dns_incomplete for r in reports)

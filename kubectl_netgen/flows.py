@@ -140,9 +140,22 @@ def listening_ports(table: TrafficTable) -> Listening:
     return found
 
 
-def _port_score(address: bytes, proto: int, port: int, listening: Listening) -> int:
+class _LazyListening:
+    """:func:`listening_ports`, computed on first use: most captures never need it."""
+
+    def __init__(self, table: TrafficTable) -> None:
+        self.table = table
+        self.found: Listening | None = None
+
+    def __contains__(self, item: tuple[bytes, int, int]) -> bool:
+        if self.found is None:
+            self.found = listening_ports(self.table)
+        return item in self.found
+
+
+def _port_score(address: bytes, proto: int, port: int, listening: _LazyListening) -> int:
     """How server-like an (address, port) end looks; higher is more server-like."""
-    if (address, proto, port) in listening:
+    if proto != IPPROTO_UDP and (address, proto, port) in listening:  # handshakes are TCP/SCTP only
         return 3
     if port in CLIENT_PORTS:
         return 0
@@ -159,7 +172,7 @@ def _first(row: list[int] | None) -> int:
 
 
 def _client_is_sender(proto: int, a: bytes, b: bytes, pa: int, pb: int, row: list[int], back: list[int] | None,
-                      listening: Listening) -> tuple[bool, Direction]:
+                      listening: _LazyListening) -> tuple[bool, Direction]:
     """Decide whether ``a``, the sender of ``row`` (a:pa -> b:pb), is the client, and on what evidence."""
     if proto == IPPROTO_TCP or proto == IPPROTO_SCTP:
         if row[OPENS] or (back is not None and back[ACCEPTS]):
@@ -209,7 +222,7 @@ FlowKey = tuple[int, bytes, bytes, int | None, str]
 
 def _connections(table: TrafficTable, sums: dict[FlowKey, _FlowSum]) -> None:
     """Fold TCP, UDP and SCTP rows: pair both directions, orient, sum per flow."""
-    listening = listening_ports(table)
+    listening = _LazyListening(table)
     for proto, rows in table.rows.items():
         if proto in ICMP_ECHO:
             continue

@@ -177,7 +177,6 @@ class PacketDecoder:
             return skip
 
         tcp, udp = iface.rows[IPPROTO_TCP], iface.rows[IPPROTO_UDP]
-        tcp_get, udp_get = tcp.get, udp.get
         general = self._general
         dns_on = self.dns_sink is not None
         udp_dns, tcp_dns = self._udp_dns, self._tcp_dns
@@ -191,7 +190,8 @@ class PacketDecoder:
             # The hot path, inlined for speed: IPv4 without options (not a fragment) or IPv6
             # without extension headers, carrying TCP or UDP. Everything else goes through
             # ``general``. Indexing past the end of a packet cut by the snapshot length raises
-            # IndexError, which counts it as short; slices are length-checked for the same reason.
+            # IndexError, which counts it as short; UDP checks the length its key needs for the
+            # same reason (TCP reads its flags, beyond the key, first).
             try:
                 if ethernet:
                     et = pkt[12] << 8 | pkt[13]
@@ -216,77 +216,47 @@ class PacketDecoder:
                     ip = 4
                     et = ETH_IPV4 if family == NULL_AF_INET else ETH_IPV6 if family in NULL_AF_INET6 else 0
                 if et == ETH_IPV4:
-                    if pkt[ip] == 0x45 and not (pkt[ip + 6] & 0x3F or pkt[ip + 7]):
-                        proto = pkt[ip + 9]
-                        if proto == IPPROTO_TCP:
-                            flags = pkt[ip + 33]
-                            key = pkt[ip + 12 : ip + 24]
-                            row = tcp_get(key)
-                            if row is None:
-                                row = tcp[key] = [1, orig - ip, ts, ts, 0, 0]
-                            else:
-                                row[0] += 1
-                                row[1] += orig - ip
-                                if ts > row[3]:
-                                    row[3] = ts
-                                    if row[2] < 0:  # the first packet had no valid time
-                                        row[2] = ts
-                            if flags & 0x02:
-                                row[ACCEPTS if flags & 0x10 else OPENS] += 1
-                            if dns_on and (key[8:10] == b"\x00\x35" or key[10:12] == b"\x00\x35"):
-                                tcp_dns(pkt, ip, ip + 20, key, flags)
-                            return
-                        if proto == IPPROTO_UDP:
-                            key = pkt[ip + 12 : ip + 24]
-                            if len(key) < 12:
-                                raise IndexError
-                            row = udp_get(key)
-                            if row is None:
-                                udp[key] = [1, orig - ip, ts, ts, 0, 0]
-                            else:
-                                row[0] += 1
-                                row[1] += orig - ip
-                                if ts > row[3]:
-                                    row[3] = ts
-                                    if row[2] < 0:  # the first packet had no valid time
-                                        row[2] = ts
-                            if dns_on and (key[8:10] == b"\x00\x35" or key[10:12] == b"\x00\x35"):
-                                udp_dns(pkt, ip, ip + 20)
-                            return
-                    general(iface, pkt, ip, 4, ts, orig)
-                elif et == ETH_IPV6:
-                    nh = pkt[ip + 6]
-                    if nh == IPPROTO_TCP:
-                        flags = pkt[ip + 53]
-                        rows = tcp
-                    elif nh == IPPROTO_UDP:
-                        flags = 0
-                        rows = udp
-                    else:
-                        general(iface, pkt, ip, 6, ts, orig)
+                    if pkt[ip] != 0x45 or pkt[ip + 6] & 0x3F or pkt[ip + 7]:  # options or a fragment
+                        general(iface, pkt, ip, 4, ts, orig)
                         return
+                    proto = pkt[ip + 9]
+                    key = pkt[ip + 12 : ip + 24]
+                    l4 = ip + 20
+                elif et == ETH_IPV6:
+                    proto = pkt[ip + 6]
                     key = pkt[ip + 8 : ip + 44]
-                    if len(key) < 36:
-                        raise IndexError
-                    row = rows.get(key)
-                    if row is None:
-                        row = rows[key] = [1, orig - ip, ts, ts, 0, 0]
-                    else:
-                        row[0] += 1
-                        row[1] += orig - ip
-                        if ts > row[3]:
-                            row[3] = ts
-                            if row[2] < 0:  # the first packet had no valid time
-                                row[2] = ts
-                    if flags & 0x02:
-                        row[ACCEPTS if flags & 0x10 else OPENS] += 1
-                    if dns_on and (key[32:34] == b"\x00\x35" or key[34:36] == b"\x00\x35"):
-                        if nh == IPPROTO_TCP:
-                            tcp_dns(pkt, ip, ip + 40, key, flags)
-                        else:
-                            udp_dns(pkt, ip, ip + 40)
+                    l4 = ip + 40
                 else:
                     report.non_ip += 1
+                    return
+                if proto == IPPROTO_TCP:
+                    flags = pkt[l4 + 13]
+                    rows = tcp
+                elif proto == IPPROTO_UDP:
+                    flags = 0
+                    rows = udp
+                    if len(pkt) < l4 + 4:  # the ports (the end of the key) were cut off
+                        raise IndexError
+                else:
+                    general(iface, pkt, ip, 4 if et == ETH_IPV4 else 6, ts, orig)
+                    return
+                row = rows.get(key)
+                if row is None:
+                    row = rows[key] = [1, orig - ip, ts, ts, 0, 0]
+                else:
+                    row[0] += 1
+                    row[1] += orig - ip
+                    if ts > row[3]:
+                        row[3] = ts
+                        if row[2] < 0:  # the first packet had no valid time
+                            row[2] = ts
+                if flags & 0x02:
+                    row[ACCEPTS if flags & 0x10 else OPENS] += 1
+                if dns_on and (key[-4:-2] == b"\x00\x35" or key[-2:] == b"\x00\x35"):
+                    if proto == IPPROTO_TCP:
+                        tcp_dns(pkt, ip, l4, key, flags)
+                    else:
+                        udp_dns(pkt, ip, l4)
             except IndexError:
                 report.short += 1
 
