@@ -122,7 +122,7 @@ PcapsArg = Annotated[
 ]
 OutputOpt = Annotated[
     Optional[OutputFormat],  # noqa: UP045 - typer needs Optional on Python 3.10
-    typer.Option("-o", "--output", help="Output format [default: table on a terminal, else json]."),
+    typer.Option("-o", "--output", help="Output format: table (default on a terminal) or json (default otherwise)."),
 ]
 StrictOpt = Annotated[
     bool, typer.Option("--strict", help="Fail (exit 4) on a truncated or corrupt capture instead of warning."),
