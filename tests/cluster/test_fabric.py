@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -303,8 +304,45 @@ def test_objects_describe_what_runs(fabric: Fabric, root_netns: None, tmp_path: 
     assert index[("Service", "kube-system", "kube-dns")]["spec"]["clusterIP"] == DNS_IP
     for kind in ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job"):
         assert all("selector" in o["spec"] for o in objects if o["kind"] == kind)
+    for pod_obj in pods:  # one controller each, up to a top-level workload
+        chain, obj = [], pod_obj
+        while refs := obj["metadata"].get("ownerReferences"):
+            [ref] = [r for r in refs if r.get("controller")]
+            chain.append(ref["kind"])
+            obj = index[(ref["kind"], pod_obj["metadata"]["namespace"], ref["name"])]
+        assert chain in (["ReplicaSet", "Deployment"], ["StatefulSet"], ["DaemonSet"], ["Job", "CronJob"]), chain
+    assert_cronjob_owns_its_job(fabric, index)
     written = json.loads(fabric.write_objects(tmp_path / "cluster.json").read_text())
     assert (written["apiVersion"], written["kind"], len(written["items"])) == ("v1", "List", len(objects))
+
+
+def assert_cronjob_owns_its_job(fabric: Fabric, index: dict[tuple[str, str, str], dict[str, Any]]) -> None:
+    # CronJob shop/smoke -> Job smoke-<scheduled minute> -> pod, named and labelled as the real controllers do.
+    cron = index[("CronJob", "shop", "smoke")]
+    [smoke] = fabric.pods_of("shop", "smoke")
+    pod_obj = index[("Pod", "shop", smoke.name)]
+    [pod_ref] = pod_obj["metadata"]["ownerReferences"]
+    job = index[("Job", "shop", pod_ref["name"])]
+    job_name, job_uid = job["metadata"]["name"], job["metadata"]["uid"]
+    assert re.fullmatch(r"smoke-\d+", job_name), job_name
+    assert pod_obj["metadata"]["name"].startswith(f"{job_name}-")
+    assert (pod_ref["apiVersion"], pod_ref["kind"], pod_ref["uid"], pod_ref["controller"]) == (
+        "batch/v1", "Job", job_uid, True)
+    assert job["metadata"]["ownerReferences"] == [{"apiVersion": "batch/v1", "kind": "CronJob", "name": "smoke",
+                                                   "uid": cron["metadata"]["uid"], "controller": True,
+                                                   "blockOwnerDeletion": True}]
+    labels = pod_obj["metadata"]["labels"]
+    assert {k: labels[k] for k in ("job-name", "batch.kubernetes.io/job-name")} == {
+        "job-name": job_name, "batch.kubernetes.io/job-name": job_name}
+    assert {k: labels[k] for k in ("controller-uid", "batch.kubernetes.io/controller-uid")} == {
+        "controller-uid": job_uid, "batch.kubernetes.io/controller-uid": job_uid}
+    assert job["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert job["spec"]["template"]["metadata"]["labels"] == labels
+    assert cron["spec"]["jobTemplate"]["metadata"]["labels"].items() <= job["metadata"]["labels"].items()
+    assert cron["status"]["active"] == [{"apiVersion": "batch/v1", "kind": "Job", "namespace": "shop",
+                                         "name": job_name, "uid": job_uid}]
+    assert pod_obj["spec"]["restartPolicy"] == "Never"
+    assert [name for kind, _, name in index if kind == "Job"] == [job_name]
 
 
 def test_delete_pod_and_teardown_leave_nothing(root_netns: None, fabric: Fabric) -> None:
