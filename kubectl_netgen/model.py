@@ -7,7 +7,7 @@ and later policy synthesis consume them.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 
 IPAddress = IPv4Address | IPv6Address
@@ -58,3 +58,213 @@ class Flow:
     """Whether the client side was seen opening the flow or guessed."""
     kind: str = "connection"
     """``connection`` for TCP/UDP/SCTP, ``echo`` for ICMP echo, else the ICMP message name."""
+
+
+# ----------------------------------------------------------------------------- the cluster inventory
+
+Labels = tuple[tuple[str, str], ...]
+"""Labels as sorted (key, value) pairs: hashable and deterministic. ``dict(labels)`` to look up."""
+
+
+def labels_of(mapping: dict[str, str] | None) -> Labels:
+    """Sorted, hashable labels from a Kubernetes ``labels``/``matchLabels`` mapping."""
+    return tuple(sorted((mapping or {}).items()))
+
+
+@dataclass(frozen=True)
+class SelectorRequirement:
+    """One ``matchExpressions`` entry of a label selector."""
+
+    key: str
+    operator: str
+    """``In``, ``NotIn``, ``Exists`` or ``DoesNotExist``."""
+    values: tuple[str, ...] = ()
+    """Sorted values (empty for Exists/DoesNotExist)."""
+
+
+@dataclass(frozen=True)
+class LabelSelector:
+    """A Kubernetes label selector (``matchLabels`` and ``matchExpressions``); empty selects everything."""
+
+    match_labels: Labels = ()
+    match_expressions: tuple[SelectorRequirement, ...] = ()
+
+    def matches(self, labels: Labels | dict[str, str]) -> bool:
+        """Tell whether an object with ``labels`` is selected."""
+        have = labels if isinstance(labels, dict) else dict(labels)
+        if any(have.get(k) != v for k, v in self.match_labels):
+            return False
+        for req in self.match_expressions:
+            present = req.key in have
+            if req.operator == "In" and not (present and have[req.key] in req.values):
+                return False
+            if req.operator == "NotIn" and present and have[req.key] in req.values:
+                return False
+            if req.operator == "Exists" and not present:
+                return False
+            if req.operator == "DoesNotExist" and present:
+                return False
+        return True
+
+
+class WorkloadKind(str, enum.Enum):
+    """What owns a pod, after following ReplicaSet -> Deployment and Job -> CronJob."""
+
+    DEPLOYMENT = "Deployment"
+    STATEFULSET = "StatefulSet"
+    DAEMONSET = "DaemonSet"
+    REPLICASET = "ReplicaSet"
+    """A ReplicaSet without a Deployment."""
+    JOB = "Job"
+    CRONJOB = "CronJob"
+    POD = "Pod"
+    """A bare pod (no controller, or a controller of a kind we do not know)."""
+
+
+@dataclass(frozen=True)
+class WorkloadRef:
+    """A workload: the top-level controller of pods (or a bare pod)."""
+
+    kind: WorkloadKind
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True)
+class ContainerPort:
+    """A port a pod's container declares."""
+
+    port: int
+    protocol: Protocol = Protocol.TCP
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Pod:
+    """A pod, as the inventory knows it."""
+
+    namespace: str
+    name: str
+    labels: Labels
+    ips: tuple[IPAddress, ...]
+    """All of ``status.podIPs`` (empty before the pod has an IP)."""
+    node: str | None
+    """``spec.nodeName``."""
+    host_network: bool
+    """A hostNetwork pod: its IPs are its node's, so it is not a pod for identity purposes."""
+    workload: WorkloadRef
+    ports: tuple[ContainerPort, ...] = ()
+    """Container ports of every container (named ports resolve against these)."""
+    phase: str = "Running"
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A workload and the selector that picks its pods (used as a NetworkPolicy ``podSelector``)."""
+
+    ref: WorkloadRef
+    selector: LabelSelector
+    """The controller's ``spec.selector``; for a bare pod, its labels minus volatile ones."""
+    labels: Labels = ()
+    """The pod template's labels (what its pods carry, volatile labels removed)."""
+
+
+@dataclass(frozen=True)
+class ServicePort:
+    """One port of a Service."""
+
+    port: int
+    protocol: Protocol = Protocol.TCP
+    target_port: int | str | None = None
+    """A number, a container port name, or ``None`` (= ``port``)."""
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class EndpointPort:
+    """A port of an EndpointSlice: the resolved backend port for the Service port of the same name."""
+
+    port: int
+    protocol: Protocol = Protocol.TCP
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """One EndpointSlice of a Service: backend addresses and the ports they serve."""
+
+    addresses: tuple[IPAddress, ...]
+    ports: tuple[EndpointPort, ...]
+    pod: tuple[str, str] | None = None
+    """(namespace, name) of the pod behind the addresses, from ``targetRef``."""
+    ready: bool = True
+
+
+@dataclass(frozen=True)
+class Service:
+    """A Service and what backs it."""
+
+    namespace: str
+    name: str
+    type: str
+    """``ClusterIP``, ``NodePort``, ``LoadBalancer`` or ``ExternalName``."""
+    cluster_ips: tuple[IPAddress, ...]
+    """``spec.clusterIPs`` (empty for a headless Service)."""
+    external_ips: tuple[IPAddress, ...]
+    """``spec.externalIPs`` and ``status.loadBalancer.ingress[].ip``."""
+    ports: tuple[ServicePort, ...]
+    selector: Labels | None
+    """``spec.selector``; ``None`` for a Service without selector (e.g. ``default/kubernetes``)."""
+    endpoints: tuple[Endpoints, ...] = ()
+    """From its EndpointSlices (one entry per endpoint)."""
+
+    @property
+    def headless(self) -> bool:
+        """A headless Service (``clusterIP: None``) has no ClusterIP: clients talk to pod IPs."""
+        return not self.cluster_ips and self.type != "ExternalName"
+
+
+@dataclass(frozen=True)
+class Node:
+    """A node."""
+
+    name: str
+    addresses: tuple[IPAddress, ...]
+    """InternalIP and ExternalIP addresses."""
+    pod_cidrs: tuple[str, ...] = ()
+    """``spec.podCIDRs`` (CIDR strings)."""
+
+
+@dataclass(frozen=True)
+class Namespace:
+    """A namespace and its labels (NetworkPolicy namespaceSelectors match these)."""
+
+    name: str
+    labels: Labels = ()
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """The cluster as a snapshot: everything identity resolution and synthesis need to know.
+
+    Built by :mod:`kubectl_netgen.inventory` from a ``v1 List`` (a ``cluster.json`` or the live
+    cluster); immutable afterwards. Lookups by IP are precomputed in :attr:`pods_by_ip` and friends.
+    """
+
+    namespaces: tuple[Namespace, ...] = ()
+    nodes: tuple[Node, ...] = ()
+    pods: tuple[Pod, ...] = ()
+    """Every pod, hostNetwork pods included (they are skipped when IPs are resolved to pods)."""
+    workloads: tuple[Workload, ...] = ()
+    services: tuple[Service, ...] = ()
+    pod_cidrs: tuple[str, ...] = ()
+    """The cluster's pod networks (node podCIDRs, else the networks pod IPs fall in), as CIDR strings."""
+    missing: tuple[str, ...] = ()
+    """Kinds that were absent from the snapshot (e.g. ``EndpointSlice``): results may be incomplete."""
+    pods_by_ip: dict[IPAddress, Pod] = field(default_factory=dict, compare=False, hash=False)
+    """Non-hostNetwork pods by each of their IPs (Running pods win over finished ones)."""
+    services_by_ip: dict[IPAddress, Service] = field(default_factory=dict, compare=False, hash=False)
+    """Services by ClusterIP and external/LoadBalancer IP."""
+    nodes_by_ip: dict[IPAddress, Node] = field(default_factory=dict, compare=False, hash=False)
+    workloads_by_ref: dict[WorkloadRef, Workload] = field(default_factory=dict, compare=False, hash=False)
+    pods_by_name: dict[tuple[str, str], Pod] = field(default_factory=dict, compare=False, hash=False)
