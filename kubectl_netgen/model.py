@@ -7,8 +7,9 @@ and later policy synthesis consume them.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv6Address
+from ipaddress import IPv4Address, IPv6Address, ip_network
 
 IPAddress = IPv4Address | IPv6Address
 
@@ -268,3 +269,50 @@ class Inventory:
     nodes_by_ip: dict[IPAddress, Node] = field(default_factory=dict, compare=False, hash=False)
     workloads_by_ref: dict[WorkloadRef, Workload] = field(default_factory=dict, compare=False, hash=False)
     pods_by_name: dict[tuple[str, str], Pod] = field(default_factory=dict, compare=False, hash=False)
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        namespaces: Iterable[Namespace] = (),
+        nodes: Iterable[Node] = (),
+        pods: Iterable[Pod] = (),
+        workloads: Iterable[Workload] = (),
+        services: Iterable[Service] = (),
+        pod_cidrs: Iterable[str] = (),
+        missing: Iterable[str] = (),
+    ) -> Inventory:
+        """Build an inventory with its lookup indexes; everything is sorted for determinism.
+
+        ``pod_cidrs`` defaults to the nodes' podCIDRs, else to the /16 networks that pod IPs
+        (v4; /64 for v6) fall in.
+        """
+        ns = tuple(sorted(namespaces, key=lambda n: n.name))
+        nd = tuple(sorted(nodes, key=lambda n: n.name))
+        pd = tuple(sorted(pods, key=lambda p: (p.namespace, p.name)))
+        wl = tuple(sorted(workloads, key=lambda w: (w.ref.namespace, w.ref.kind.value, w.ref.name)))
+        sv = tuple(sorted(services, key=lambda s: (s.namespace, s.name)))
+        pods_by_ip: dict[IPAddress, Pod] = {}
+        for pod in pd:
+            if pod.host_network:
+                continue
+            for ip in pod.ips:
+                # A Running pod wins over a finished one that once had the same IP.
+                if ip not in pods_by_ip or (pods_by_ip[ip].phase != "Running" and pod.phase == "Running"):
+                    pods_by_ip[ip] = pod
+        services_by_ip = {ip: s for s in sv for ip in (*s.cluster_ips, *s.external_ips)}
+        nodes_by_ip = {ip: n for n in nd for ip in n.addresses}
+        cidrs = tuple(sorted(set(pod_cidrs))) or tuple(sorted({c for n in nd for c in n.pod_cidrs}))
+        if not cidrs:
+            cidrs = tuple(sorted({str(ip_network(f"{ip}/{16 if ip.version == 4 else 64}", strict=False))
+                                  for ip in pods_by_ip}))
+        return cls(
+            namespaces=ns, nodes=nd, pods=pd, workloads=wl, services=sv, pod_cidrs=cidrs,
+            missing=tuple(sorted(set(missing))), pods_by_ip=pods_by_ip, services_by_ip=services_by_ip,
+            nodes_by_ip=nodes_by_ip, workloads_by_ref={w.ref: w for w in wl},
+            pods_by_name={(p.namespace, p.name): p for p in pd},
+        )
+
+    def in_pod_network(self, ip: IPAddress) -> bool:
+        """Tell whether ``ip`` falls in the cluster's pod networks (a pod that went away, if unknown)."""
+        return any(ip in ip_network(cidr) for cidr in self.pod_cidrs if ip_network(cidr).version == ip.version)
