@@ -81,7 +81,8 @@ def dig(fabric: Fabric, pod: Pod, questions: list[tuple[str, str]], transport: s
 
 
 def capture(netns: str, path: Path, bpf: str = "") -> netlab.Capture:
-    args = ["tcpdump", "-Z", "root", "-i", "any", "-w", str(path), "-U", "-nn", "--immediate-mode"]
+    # -B: a 32 MiB buffer; the default holds only a few packets on "any" at this snaplen (drops under load).
+    args = ["tcpdump", "-Z", "root", "-i", "any", "-B", "32768", "-w", str(path), "-U", "-nn", "--immediate-mode"]
     cap = netlab.Capture(netlab.Proc(netns, [*args, *([bpf] if bpf else [])], read=False), path)
     cap.wait_ready()
     return cap
