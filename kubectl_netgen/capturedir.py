@@ -1,0 +1,118 @@
+"""The capture directory: where ``kubectl netgen capture`` writes and ``generate`` reads.
+
+Layout (a contract: users' scripts rely on it; add to it, never rename)::
+
+    <dir>/
+      cluster.json                      the inventory: a v1 List, as `kubectl netgen snapshot` prints it
+      capture.json                      optional: capture metadata (targets, times, image, filter, …)
+      pcaps/<namespace>/<pod>.pcap      one capture per pod (also .pcapng, .pcap.gz, .pcapng.gz)
+      sockets/<namespace>/<pod>/        optional: the pod's socket tables, read at the start and the end
+        start/{tcp,tcp6,udp,udp6}       of the capture (copies of /proc/net/*), for connections that
+        end/{tcp,tcp6,udp,udp6}         were open before the capture began
+
+A directory holding only ``pcaps/`` and ``cluster.json`` is complete.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubectl_netgen.errors import InputError
+
+CLUSTER_FILE = "cluster.json"
+METADATA_FILE = "capture.json"
+PCAPS_DIR = "pcaps"
+SOCKETS_DIR = "sockets"
+CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".pcap.gz", ".pcapng.gz")
+"""File endings of pod captures, longest match first when stripping."""
+SOCKET_TABLES = ("tcp", "tcp6", "udp", "udp6")
+SOCKET_MOMENTS = ("start", "end")
+
+
+@dataclass(frozen=True)
+class PodCapture:
+    """The capture of one pod inside a capture directory."""
+
+    namespace: str
+    pod: str
+    pcap: Path
+    sockets: Path | None = None
+    """The pod's ``sockets/<namespace>/<pod>`` directory, when the capture recorded one."""
+
+
+@dataclass(frozen=True)
+class CaptureDir:
+    """A capture directory as found on disk."""
+
+    root: Path
+    cluster: Path
+    """``cluster.json``: the inventory the capture was taken against."""
+    pods: tuple[PodCapture, ...]
+    """Every pod capture, sorted by namespace and pod."""
+    metadata: Path | None = None
+    """``capture.json`` when present."""
+
+
+def pcap_path(root: Path, namespace: str, pod: str, suffix: str = ".pcap") -> Path:
+    """Where the capture of ``namespace/pod`` goes in the directory ``root``."""
+    return root / PCAPS_DIR / namespace / f"{pod}{suffix}"
+
+
+def sockets_path(root: Path, namespace: str, pod: str, moment: str, table: str) -> Path:
+    """Where a socket table (``tcp``, ``udp6``, …) read at ``start`` or ``end`` goes."""
+    return root / SOCKETS_DIR / namespace / pod / moment / table
+
+
+def is_capture_dir(path: Path) -> bool:
+    """Tell whether ``path`` looks like a capture directory (it has ``pcaps/``)."""
+    return path.is_dir() and (path / PCAPS_DIR).is_dir()
+
+
+def _pod_name(filename: str) -> str | None:
+    for suffix in sorted(CAPTURE_SUFFIXES, key=len, reverse=True):
+        if filename.endswith(suffix) and len(filename) > len(suffix):
+            return filename[: -len(suffix)]
+    return None
+
+
+def read_capture_dir(root: Path) -> CaptureDir:
+    """Find the pieces of a capture directory.
+
+    Args:
+        root: The directory ``kubectl netgen capture -o DIR`` wrote.
+
+    Returns:
+        Its cluster file, optional metadata and pod captures.
+
+    Raises:
+        InputError: ``root`` lacks ``pcaps/`` or ``cluster.json``, or holds no capture at all.
+    """
+    if not root.is_dir():
+        raise InputError(f"{root} is not a directory; give a capture directory or pcap files")
+    pcaps = root / PCAPS_DIR
+    if not pcaps.is_dir():
+        raise InputError(f"{root} is not a capture directory: it has no {PCAPS_DIR}/ folder "
+                         f"(expected {PCAPS_DIR}/<namespace>/<pod>.pcap)")
+    cluster = root / CLUSTER_FILE
+    if not cluster.is_file():
+        raise InputError(f"{root} has no {CLUSTER_FILE}; write one with "
+                         f"'kubectl netgen snapshot -A > {cluster}' or pass --cluster FILE")
+    found: dict[tuple[str, str], PodCapture] = {}
+    for namespace_dir in sorted(p for p in pcaps.iterdir() if p.is_dir()):
+        for file in sorted(p for p in namespace_dir.iterdir() if p.is_file()):
+            pod = _pod_name(file.name)
+            if pod is None:
+                continue
+            key = (namespace_dir.name, pod)
+            if key in found:
+                raise InputError(f"{namespace_dir} holds two captures of pod {pod}: "
+                                 f"{found[key].pcap.name} and {file.name}; keep one")
+            sockets = root / SOCKETS_DIR / namespace_dir.name / pod
+            found[key] = PodCapture(namespace_dir.name, pod, file, sockets if sockets.is_dir() else None)
+    if not found:
+        raise InputError(f"{root} holds no pod captures under {PCAPS_DIR}/<namespace>/ "
+                         f"(files ending in {', '.join(CAPTURE_SUFFIXES)})")
+    metadata = root / METADATA_FILE
+    return CaptureDir(root, cluster, tuple(found[k] for k in sorted(found)),
+                      metadata if metadata.is_file() else None)

@@ -1,0 +1,60 @@
+"""The capture-directory layout: found as documented, and bad directories get one clear error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kubectl_netgen.capturedir import is_capture_dir, pcap_path, read_capture_dir, sockets_path
+from kubectl_netgen.errors import InputError
+
+
+def make(root: Path, *files: str) -> Path:
+    for name in files:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+    return root
+
+
+def test_layout_is_found_and_sorted(tmp_path: Path) -> None:
+    root = make(tmp_path, "cluster.json", "capture.json", "pcaps/shop/web-2.pcap.gz", "pcaps/shop/web-1.pcapng",
+                "pcaps/kube-system/coredns-x.pcap", "pcaps/shop/notes.txt",
+                "sockets/shop/web-1/start/tcp", "sockets/shop/web-1/end/tcp")
+    found = read_capture_dir(root)
+    assert is_capture_dir(root)
+    assert [(p.namespace, p.pod, p.pcap.name) for p in found.pods] == [
+        ("kube-system", "coredns-x", "coredns-x.pcap"),
+        ("shop", "web-1", "web-1.pcapng"),
+        ("shop", "web-2", "web-2.pcap.gz"),
+    ]
+    assert found.pods[1].sockets == root / "sockets/shop/web-1"
+    assert found.pods[2].sockets is None
+    assert found.metadata == root / "capture.json"
+    assert found.cluster == root / "cluster.json"
+
+
+def test_only_pcaps_and_cluster_is_enough(tmp_path: Path) -> None:
+    root = make(tmp_path, "cluster.json", "pcaps/shop/web-1.pcap")
+    found = read_capture_dir(root)
+    assert found.metadata is None and len(found.pods) == 1
+
+
+def test_paths_match_the_layout(tmp_path: Path) -> None:
+    assert pcap_path(tmp_path, "shop", "web-1") == tmp_path / "pcaps/shop/web-1.pcap"
+    assert sockets_path(tmp_path, "shop", "web-1", "start", "tcp6") == tmp_path / "sockets/shop/web-1/start/tcp6"
+
+
+@pytest.mark.parametrize(("files", "message"), [
+    ((), "is not a capture directory: it has no pcaps/ folder"),
+    (("pcaps/shop/web-1.pcap",), "has no cluster.json; write one with 'kubectl netgen snapshot -A >"),
+    (("cluster.json", "pcaps/shop/readme.md"), "holds no pod captures under pcaps/<namespace>/"),
+    (("cluster.json", "pcaps/shop/web-1.pcap", "pcaps/shop/web-1.pcapng"), "holds two captures of pod web-1"),
+])
+def test_bad_directories(tmp_path: Path, files: tuple[str, ...], message: str) -> None:
+    root = make(tmp_path, *files)
+    if not files:
+        root.mkdir(exist_ok=True)
+    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        read_capture_dir(root)
