@@ -120,3 +120,35 @@ def names_summary(result: NamesResult) -> str:
     messages = sum(r.dns_messages for r in result.reports)
     return (f"{len(result.names)} addresses named by {result.responses} DNS responses "
             f"({messages} DNS messages on port 53) in {len(result.reports)} capture(s)")
+
+
+def policies_yaml(policies: list[dict[str, Any]], names: dict[str, list[str]] | None = None) -> str:
+    """Manifests as multi-document YAML (``---`` between documents), names commented beside ipBlocks.
+
+    Args:
+        policies: NetworkPolicy manifests, already in their final order.
+        names: CIDR -> names to show as a comment on each ``cidr:`` line.
+
+    Returns:
+        The YAML text, ending in a newline (empty string for no policies).
+    """
+    import yaml
+
+    docs = []
+    for policy in policies:
+        text = yaml.safe_dump(policy, sort_keys=False, default_flow_style=False, allow_unicode=True, width=120)
+        if names:
+            lines = []
+            for line in text.splitlines():
+                key, _, value = line.strip().partition(": ")
+                if key == "cidr" and value in names:
+                    line = f"{line}  # {', '.join(names[value])}"
+                lines.append(line)
+            text = "\n".join(lines) + "\n"
+        docs.append(text)
+    return "---\n".join(docs)
+
+
+def policies_json(policies: list[dict[str, Any]]) -> str:
+    """Manifests as one JSON ``v1 List`` (what ``kubectl apply -f -`` also takes)."""
+    return dump_json({"apiVersion": "v1", "kind": "List", "items": policies})
