@@ -167,6 +167,43 @@ def dns(ctx: typer.Context, pcaps: PcapsArg, output: OutputOpt = None, strict: S
     env.info(render.names_summary(result))
 
 
+@app.command()
+def snapshot(
+    ctx: typer.Context,
+    namespace: Annotated[
+        Optional[str],  # noqa: UP045 - typer needs Optional on Python 3.10
+        typer.Option("-n", "--namespace", help="Read this namespace (default: the kubeconfig context's, "
+                     "else 'default'). Nodes are always read."),
+    ] = None,
+    all_namespaces: Annotated[bool, typer.Option("-A", "--all-namespaces", help="Read every namespace.")] = False,
+    kubeconfig: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--kubeconfig", help="Kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).",
+                     metavar="FILE"),
+    ] = None,
+    context: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--context", help="Kubeconfig context (default: the current context).", metavar="NAME"),
+    ] = None,
+) -> None:
+    """Print the cluster objects netgen uses as one JSON v1 List (save it for --cluster FILE).
+
+    Namespaces, pods, services, endpointslices, nodes and workload controllers, as
+    kubectl get ... -o json prints them, sorted. Example:
+    kubectl netgen snapshot -A > cluster.json
+    """
+    if namespace is not None and all_namespaces:
+        raise click.UsageError("-n/--namespace and -A/--all-namespaces cannot be given together", ctx=ctx)
+    from kubectl_netgen import app as usecases
+    from kubectl_netgen import render
+
+    env = _env(ctx)
+    result = usecases.snapshot(kubeconfig=kubeconfig, context=context, namespace=namespace,
+                               all_namespaces=all_namespaces, warn=env.warn)
+    env.stdout.write(render.dump_json(result.document))
+    env.info(render.snapshot_summary(result))
+
+
 def raw_main(args: Sequence[str], env: Environment) -> int:
     """Run the program and turn every outcome into an exit status.
 

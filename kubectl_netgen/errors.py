@@ -23,6 +23,12 @@ class ExitStatus(IntEnum):
     """An input cannot be used: missing or unreadable file, not a capture at all."""
     DECODE = 4
     """A capture is damaged (truncated or corrupt) and ``--strict`` was given."""
+    CLUSTER = 5
+    """The cluster cannot be reached or used: no kubeconfig, unreachable API server, bad credentials."""
+    FORBIDDEN = 6
+    """The API server refused a request (RBAC): the message names the verb and resource to grant."""
+    NOT_FOUND = 7
+    """Something asked for is not in the cluster (e.g. the namespace given with ``-n``)."""
     INTERRUPTED = 130
     """Stopped by Ctrl-C (SIGINT), as shells report it."""
 
@@ -48,6 +54,24 @@ class DecodeError(NetgenError):
     """A capture is damaged; raised for damage only when the user asked for ``--strict``."""
 
     exit_code = ExitStatus.DECODE
+
+
+class ClusterError(NetgenError):
+    """The cluster cannot be reached or used (kubeconfig, connection, credentials, server errors)."""
+
+    exit_code = ExitStatus.CLUSTER
+
+
+class ForbiddenError(ClusterError):
+    """The API server refused a request for lack of an RBAC permission."""
+
+    exit_code = ExitStatus.FORBIDDEN
+
+
+class NotFoundError(ClusterError):
+    """An object that was asked for by name does not exist in the cluster."""
+
+    exit_code = ExitStatus.NOT_FOUND
 
 
 def cut(text: str, limit: int = 200) -> str:

@@ -10,7 +10,7 @@ import json
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TextIO
 
-from kubectl_netgen.app import FlowsResult, NamesResult
+from kubectl_netgen.app import FlowsResult, NamesResult, SnapshotResult
 from kubectl_netgen.model import Flow
 
 if TYPE_CHECKING:
@@ -152,3 +152,10 @@ def policies_yaml(policies: list[dict[str, Any]], names: dict[str, list[str]] | 
 def policies_json(policies: list[dict[str, Any]]) -> str:
     """Manifests as one JSON ``v1 List`` (what ``kubectl apply -f -`` also takes)."""
     return dump_json({"apiVersion": "v1", "kind": "List", "items": policies})
+
+
+def snapshot_summary(result: SnapshotResult) -> str:
+    """One line for stderr: what the snapshot holds, per kind."""
+    scope = "all namespaces" if result.namespace is None else f'namespace "{result.namespace}"'
+    counts = ", ".join(f"{n} {kind}{'s' if n != 1 else ''}" for kind, n in result.counts.items())
+    return f"snapshot of {scope}: {counts}"

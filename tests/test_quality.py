@@ -36,7 +36,7 @@ def test_import_layers() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("command", [["--version"], ["--help"], ["flows", "--help"]])
+@pytest.mark.parametrize("command", [["--version"], ["--help"], ["flows", "--help"], ["snapshot", "--help"]])
 def test_cli_starts_without_heavy_imports(command: list[str]) -> None:
     """kubernetes and scapy cost ~2 s to import: --help/--version and flows/dns must not pay for them."""
     probe = (
