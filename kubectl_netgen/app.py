@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from kubectl_netgen import flows as flowfold
+from kubectl_netgen.capturedir import is_capture_dir, read_capture_dir
 from kubectl_netgen.errors import DecodeError, InputError
-from kubectl_netgen.model import Flow, Inventory, IPAddress
+from kubectl_netgen.identity import Peer, PeerKind
+from kubectl_netgen.model import Flow, Inventory, IPAddress, LabelSelector, Pod, Workload
 from kubectl_netgen.pcap import CaptureReport, DnsSink, Scanner, linktype_name, open_capture
+from kubectl_netgen.synth import Direction, Mode, Observation, PolicyPeer, external_names, synthesize
 
 Warn = Callable[[str], None]
 
@@ -194,3 +198,148 @@ _MISSING_EFFECT = {
 }
 """What a kind's absence from a snapshot costs. Controllers are often absent (no CronJobs) and their pods
 still resolve (owners fall back to pod labels), so their absence is not worth a warning."""
+
+
+@dataclass(frozen=True)
+class GenerateResult:
+    """Policies for the captured workloads, and how they came about."""
+
+    policies: list[dict[str, Any]]
+    """NetworkPolicy manifests, sorted by namespace and name."""
+    names: dict[str, list[str]]
+    """ipBlock CIDR -> names (for comments beside the ipBlocks)."""
+    workloads: int
+    """Captured workloads (one policy each)."""
+    flows: int
+    """Flows read from the captures."""
+    ignored: int
+    """Flows that need no rule: loopback, the pod itself, its own node (kubelet probes), ICMP."""
+    reports: list[CaptureReport]
+
+
+def _pod_captures(sources: Sequence[str], pods: Sequence[str], cluster: str | None) -> tuple[
+        list[tuple[str, str, str]], str | None]:
+    """(namespace, pod, capture path) per capture, and the cluster file to use (if any)."""
+    if len(sources) == 1 and is_capture_dir(Path(sources[0])):
+        if pods:
+            raise InputError("--pod is for pcap files; a capture directory says which pod each capture is")
+        found = read_capture_dir(Path(sources[0]))
+        return [(p.namespace, p.pod, str(p.pcap)) for p in found.pods], cluster or str(found.cluster)
+    if not sources:
+        raise InputError("give a capture directory or pcap files (with --pod NS/NAME for each)")
+    if len(pods) != len(sources):
+        raise InputError(f"{len(sources)} pcap file(s) but {len(pods)} --pod option(s): give one --pod NS/NAME "
+                         "per file, in the same order, or a capture directory")
+    out = []
+    for path, pod in zip(sources, pods, strict=True):
+        namespace, sep, name = pod.partition("/")
+        if not sep or not namespace or not name:
+            raise InputError(f"--pod {pod!r} is not NAMESPACE/NAME")
+        out.append((namespace, name, path))
+    return out, cluster
+
+
+def _policy_peer(peer: Peer, inventory: Inventory) -> PolicyPeer | None:
+    if peer.kind is PeerKind.POD and peer.workload is not None:
+        workload = inventory.workloads_by_ref.get(peer.workload)
+        if workload is not None:
+            return PolicyPeer(peer.workload.namespace, workload.selector)
+    if peer.cidr is None:
+        return None
+    if peer.kind is PeerKind.NODE:
+        return PolicyPeer(cidr=peer.cidr, names=(f"node {peer.node}",))
+    if peer.kind is PeerKind.SERVICE_ENDPOINT_IP and peer.service is not None:
+        return PolicyPeer(cidr=peer.cidr, names=(f"endpoint of Service {peer.service[0]}/{peer.service[1]}",))
+    return PolicyPeer(cidr=peer.cidr, names=peer.names)
+
+
+def _dns_peer(inventory: Inventory) -> PolicyPeer | None:
+    for service in inventory.services:
+        if (service.namespace, service.name) == ("kube-system", "kube-dns") and service.selector:
+            return PolicyPeer("kube-system", LabelSelector(service.selector))
+    return None
+
+
+def generate(
+    sources: Sequence[str],
+    *,
+    pods: Sequence[str] = (),
+    cluster: str | None = None,
+    mode: Mode = Mode.BOTH,
+    dns_rule: bool = True,
+    port_ranges: bool = False,
+    stdin: BinaryIO | None = None,
+    strict: bool = False,
+    warn: Warn,
+) -> GenerateResult:
+    """Turn pod captures into least-privilege NetworkPolicies.
+
+    Args:
+        sources: A capture directory, or pcap files.
+        pods: ``NAMESPACE/NAME`` of the pod behind each pcap file (not for a capture directory).
+        cluster: The inventory file (``kubectl netgen snapshot`` output); a capture directory brings its own.
+        mode: Which directions to restrict.
+        dns_rule: Always allow DNS to the cluster DNS pods when egress is restricted.
+        port_ranges: Merge consecutive ports into ``endPort`` ranges.
+        stdin: Binary standard input (``-`` as a pcap file).
+        strict: Treat a damaged capture as an error.
+        warn: Receives one line per warning.
+
+    Returns:
+        The policies and a summary of what was read.
+
+    Raises:
+        InputError: Bad sources, a missing cluster file, a pod the inventory does not know.
+        DecodeError: A damaged capture with ``strict``.
+    """
+    from kubectl_netgen.dns import DnsNames
+    from kubectl_netgen.identity import resolve_flows
+
+    captures, cluster_file = _pod_captures(sources, pods, cluster)
+    if cluster_file is None:
+        raise InputError("no cluster inventory: pass --cluster FILE (from 'kubectl netgen snapshot -A > FILE')")
+    inventory = read_cluster(cluster_file, warn)
+    names = DnsNames()
+    decoded: list[tuple[Pod, list[Flow]]] = []
+    reports = []
+    for namespace, name, path in captures:
+        own = inventory.pods_by_name.get((namespace, name))
+        if own is None:
+            raise InputError(f"pod {namespace}/{name} (capture {path}) is not in {cluster_file}; "
+                             "take the snapshot while the pod exists, or fix --pod")
+        scanner, [report] = read_captures([path], stdin=stdin, strict=strict, warn=warn, dns_sink=names.feed)
+        reports.append(report)
+        decoded.append((own, flowfold.flows(scanner.table)))
+    mapping = names.mapping()
+    observations: list[Observation] = []
+    workloads: set[Workload] = set()
+    flows = ignored = 0
+    for own, pod_flows in decoded:
+        workload = inventory.workloads_by_ref[own.workload]
+        workloads.add(workload)
+        flows += len(pod_flows)
+        for resolved in resolve_flows(inventory, own, pod_flows, mapping):
+            direction = Direction.EGRESS if resolved.direction == "egress" else Direction.INGRESS
+            for peer in resolved.peers:
+                if peer.kind.ignored or peer.kind is PeerKind.OWN_NODE or resolved.flow.dst_port is None:
+                    ignored += 1
+                    continue
+                if peer.kind.warning:
+                    warn(f"{own.namespace}/{own.name}: {resolved.flow.protocol.value} {direction.value} "
+                         f"{'to' if direction is Direction.EGRESS else 'from'} {peer.ip}: {peer.kind.value}; "
+                         "no rule written")
+                    continue
+                policy_peer = _policy_peer(peer, inventory)
+                if policy_peer is None:
+                    ignored += 1
+                    continue
+                port = peer.port if direction is Direction.EGRESS else resolved.flow.dst_port
+                if port is None:
+                    ignored += 1
+                    continue
+                observations.append(Observation(workload, direction, policy_peer, resolved.flow.protocol, port))
+    dns = _dns_peer(inventory) if dns_rule else None
+    if dns_rule and dns is None and mode is not Mode.INGRESS:
+        warn(f"{cluster_file} has no kube-system/kube-dns Service with a selector: no DNS rule was added")
+    policies = synthesize(observations, workloads=workloads, mode=mode, dns=dns, port_ranges=port_ranges)
+    return GenerateResult(policies, external_names(policies), len(workloads), flows, ignored, reports)

@@ -204,6 +204,61 @@ def snapshot(
     env.info(render.snapshot_summary(result))
 
 
+class ManifestFormat(str, enum.Enum):
+    """``-o`` values of the commands that print manifests."""
+
+    YAML = "yaml"
+    JSON = "json"
+
+
+class PolicyMode(str, enum.Enum):
+    """``--mode``: which directions the generated policies restrict."""
+
+    BOTH = "both"
+    INGRESS = "ingress"
+    EGRESS = "egress"
+
+
+@app.command()
+def generate(
+    ctx: typer.Context,
+    sources: Annotated[list[str], typer.Argument(
+        help="A capture directory (pcaps/<namespace>/<pod>.pcap + cluster.json), or pcap files with --pod.",
+        metavar="CAPTURE_DIR | PCAP...")],
+    cluster: Annotated[Optional[str], typer.Option(  # noqa: UP045 - typer needs Optional on Python 3.10
+        "--cluster", help="The cluster inventory (kubectl netgen snapshot -A > FILE); a capture directory has one.",
+        metavar="FILE")] = None,
+    pod: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
+        "--pod", help="NAMESPACE/NAME of the pod behind each pcap file, in order (repeat per file).",
+        metavar="NS/NAME")] = None,
+    mode: Annotated[PolicyMode, typer.Option("--mode", help="Which directions to restrict.")] = PolicyMode.BOTH,
+    no_dns_rule: Annotated[bool, typer.Option(
+        "--no-dns-rule", help="Do not always allow DNS to the cluster DNS pods when egress is restricted.")] = False,
+    port_ranges: Annotated[bool, typer.Option(
+        "--port-ranges", help="Merge consecutive ports of a peer into port/endPort ranges.")] = False,
+    output: Annotated[ManifestFormat, typer.Option(
+        "-o", "--output", help="yaml: multi-document YAML; json: a v1 List.")] = ManifestFormat.YAML,
+    strict: StrictOpt = False,
+) -> None:
+    """Print least-privilege NetworkPolicies that allow every captured flow and nothing else.
+
+    One policy per captured workload. Example: kubectl netgen generate ./netgen-capture-shop/ | kubectl apply -f -
+    """
+    from kubectl_netgen import app as usecases
+    from kubectl_netgen import render
+    from kubectl_netgen.synth import Mode
+
+    env = _env(ctx)
+    result = usecases.generate(
+        sources, pods=pod or (), cluster=cluster, mode=Mode(mode.value), dns_rule=not no_dns_rule,
+        port_ranges=port_ranges, stdin=_binary_stdin(env), strict=strict, warn=env.warn)
+    if output is ManifestFormat.JSON:
+        env.stdout.write(render.policies_json(result.policies))
+    else:
+        env.stdout.write(render.policies_yaml(result.policies, result.names))
+    env.info(render.generate_summary(result))
+
+
 def raw_main(args: Sequence[str], env: Environment) -> int:
     """Run the program and turn every outcome into an exit status.
 

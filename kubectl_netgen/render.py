@@ -10,7 +10,7 @@ import json
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TextIO
 
-from kubectl_netgen.app import FlowsResult, NamesResult, SnapshotResult
+from kubectl_netgen.app import FlowsResult, GenerateResult, NamesResult, SnapshotResult
 from kubectl_netgen.model import Flow
 
 if TYPE_CHECKING:
@@ -159,3 +159,10 @@ def snapshot_summary(result: SnapshotResult) -> str:
     scope = "all namespaces" if result.namespace is None else f'namespace "{result.namespace}"'
     counts = ", ".join(f"{n} {kind}{'s' if n != 1 else ''}" for kind, n in result.counts.items())
     return f"snapshot of {scope}: {counts}"
+
+
+def generate_summary(result: GenerateResult) -> str:
+    """One line for stderr: what ``generate`` read and wrote."""
+    packets = sum(r.packets for r in result.reports)
+    return (f"{len(result.policies)} NetworkPolicies for {result.workloads} workload(s) from {result.flows} flows "
+            f"({result.ignored} need no rule) and {packets} packets in {len(result.reports)} capture(s)")

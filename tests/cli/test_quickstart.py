@@ -16,11 +16,21 @@ def test_readme_names_exactly_the_two_setup_commands() -> None:
     quick = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
     commands = re.findall(r"```sh\n(.*?)\n```", quick, re.DOTALL)
     assert commands == [
-        "pip install . && kubectl-netgen flows examples/quickstart/frontend.pcap",
+        "pip install . && kubectl-netgen generate examples/shop",
         "pip install -e '.[test]' && python3 -m pytest",
     ]
     ci = (ROOT / ".ci" / "run").read_text()
     assert "\n" + commands[1] + "\n" in ci, ".ci/run must run the README's test command verbatim"
+
+
+def test_quickstart_generate_prints_only_policies() -> None:
+    import yaml
+
+    result = run("generate", ROOT / "examples" / "shop")
+    assert result.exit_code == 0 and "warning" not in result.stderr
+    docs = list(yaml.safe_load_all(result.stdout))
+    assert [d["kind"] for d in docs] == ["NetworkPolicy"] * 5
+    assert result.stderr.startswith("5 NetworkPolicies for 5 workload(s)")
 
 
 def test_quickstart_flows() -> None:
