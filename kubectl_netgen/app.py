@@ -15,9 +15,9 @@ from kubectl_netgen import flows as flowfold
 from kubectl_netgen.capturedir import is_capture_dir, read_capture_dir
 from kubectl_netgen.errors import DecodeError, InputError
 from kubectl_netgen.identity import Peer, PeerKind
-from kubectl_netgen.model import Flow, Inventory, IPAddress, LabelSelector, Pod, Workload
+from kubectl_netgen.model import Flow, Inventory, IPAddress, LabelSelector, Pod, PolicyDirection, Workload
 from kubectl_netgen.pcap import CaptureReport, DnsSink, Scanner, linktype_name, open_capture
-from kubectl_netgen.synth import Direction, Mode, Observation, PolicyPeer, external_names, synthesize
+from kubectl_netgen.synth import Mode, Observation, PolicyPeer, external_names, synthesize
 
 Warn = Callable[[str], None]
 
@@ -319,21 +319,21 @@ def generate(
         workloads.add(workload)
         flows += len(pod_flows)
         for resolved in resolve_flows(inventory, own, pod_flows, mapping):
-            direction = Direction.EGRESS if resolved.direction == "egress" else Direction.INGRESS
+            direction = resolved.direction
             for peer in resolved.peers:
                 if peer.kind.ignored or peer.kind is PeerKind.OWN_NODE or resolved.flow.dst_port is None:
                     ignored += 1
                     continue
                 if peer.kind.warning:
                     warn(f"{own.namespace}/{own.name}: {resolved.flow.protocol.value} {direction.value} "
-                         f"{'to' if direction is Direction.EGRESS else 'from'} {peer.ip}: {peer.kind.value}; "
+                         f"{'to' if direction is PolicyDirection.EGRESS else 'from'} {peer.ip}: {peer.kind.value}; "
                          "no rule written")
                     continue
                 policy_peer = _policy_peer(peer, inventory)
                 if policy_peer is None:
                     ignored += 1
                     continue
-                port = peer.port if direction is Direction.EGRESS else resolved.flow.dst_port
+                port = peer.port if direction is PolicyDirection.EGRESS else resolved.flow.dst_port
                 if port is None:
                     ignored += 1
                     continue

@@ -302,18 +302,5 @@ def flows(table: TrafficTable) -> list[Flow]:
         )
         for (proto, client, server, port, kind), s in sums.items()
     ]
-    result.sort(key=sort_key)
+    result.sort(key=Flow.order)
     return result
-
-
-def sort_key(flow: Flow) -> tuple[str, int, int, int, int, int, str]:
-    """Order flows by protocol, server address, port, client address, kind: stable across runs."""
-    return (
-        flow.protocol.value,
-        flow.dst.version,
-        int(flow.dst),
-        -1 if flow.dst_port is None else flow.dst_port,
-        flow.src.version,
-        int(flow.src),
-        flow.kind,
-    )

@@ -23,21 +23,18 @@ import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_network
-from typing import Literal
 
 from kubectl_netgen.model import (
     Flow,
     Inventory,
     IPAddress,
     Pod,
+    PolicyDirection,
     Protocol,
     Service,
     ServicePort,
     WorkloadRef,
 )
-
-PolicyDirection = Literal["egress", "ingress"]
-"""Which side of the captured pod a flow is on: ``egress`` when the pod is the client."""
 
 Names = Mapping[IPAddress, Sequence[str]]
 """Address -> names it was known by (DNS answers seen in the capture, reverse DNS added by the caller)."""
@@ -125,7 +122,7 @@ class ResolvedFlow:
     @property
     def remote(self) -> IPAddress:
         """The other side's address: the server for egress, the client for ingress."""
-        return self.flow.dst if self.direction == "egress" else self.flow.src
+        return self.flow.dst if self.direction is PolicyDirection.EGRESS else self.flow.src
 
 
 @dataclass(frozen=True)
@@ -168,9 +165,9 @@ def direction_of(own: Pod, flow: Flow) -> PolicyDirection | None:
         when neither end is the pod (traffic of other interfaces a capture on ``any`` may see).
     """
     if flow.src in own.ips or flow.src.is_loopback:
-        return "egress"
+        return PolicyDirection.EGRESS
     if flow.dst in own.ips or flow.dst.is_loopback:
-        return "ingress"
+        return PolicyDirection.INGRESS
     return None
 
 
@@ -435,9 +432,9 @@ def resolve_flows(
     resolved: list[ResolvedFlow] = []
     for flow in flows:
         direction = direction_of(own, flow)
-        if direction == "egress":
+        if direction is PolicyDirection.EGRESS:
             peers = resolver.resolve(flow.dst, flow.dst_port, flow.protocol)
-        elif direction == "ingress":
+        elif direction is PolicyDirection.INGRESS:
             peers = resolver.resolve(flow.src, None, flow.protocol, services=False)
         else:
             continue
@@ -446,15 +443,5 @@ def resolve_flows(
     return resolved
 
 
-def _flow_key(item: ResolvedFlow) -> tuple[str, str, int, int, int, int, int, str]:
-    flow = item.flow
-    return (
-        item.direction,
-        flow.protocol.value,
-        flow.dst.version,
-        int(flow.dst),
-        -1 if flow.dst_port is None else flow.dst_port,
-        flow.src.version,
-        int(flow.src),
-        flow.kind,
-    )
+def _flow_key(item: ResolvedFlow) -> tuple[str, tuple[str, int, int, int, int, int, str]]:
+    return (item.direction.value, item.flow.order())

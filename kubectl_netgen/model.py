@@ -33,6 +33,13 @@ class Direction(str, enum.Enum):
     """Inferred from ports (listening, well-known, lower) because the opening was not captured."""
 
 
+class PolicyDirection(str, enum.Enum):
+    """A flow seen from a captured pod: ``egress`` when the pod is the client, ``ingress`` when the server."""
+
+    EGRESS = "egress"
+    INGRESS = "ingress"
+
+
 @dataclass(frozen=True)
 class Flow:
     """Traffic from one client IP to one server IP and port, over all its connections."""
@@ -59,6 +66,18 @@ class Flow:
     """Whether the client side was seen opening the flow or guessed."""
     kind: str = "connection"
     """``connection`` for TCP/UDP/SCTP, ``echo`` for ICMP echo, else the ICMP message name."""
+
+    def order(self) -> tuple[str, int, int, int, int, int, str]:
+        """Sort key: protocol, server address, port, client address, kind (stable across runs)."""
+        return (
+            self.protocol.value,
+            self.dst.version,
+            int(self.dst),
+            -1 if self.dst_port is None else self.dst_port,
+            self.src.version,
+            int(self.src),
+            self.kind,
+        )
 
 
 # ----------------------------------------------------------------------------- the cluster inventory

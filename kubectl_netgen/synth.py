@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubectl_netgen.model import LabelSelector, Protocol, Workload
+from kubectl_netgen.model import LabelSelector, PolicyDirection, Protocol, Workload
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "kubectl-netgen"}
 EXTERNAL_PEERS_ANNOTATION = "netgen.io/external-peers"
@@ -36,13 +36,6 @@ class Mode(str, enum.Enum):
     """Which directions the generated policies restrict (``--mode``)."""
 
     BOTH = "both"
-    INGRESS = "ingress"
-    EGRESS = "egress"
-
-
-class Direction(str, enum.Enum):
-    """The direction of an observation, seen from the captured workload."""
-
     INGRESS = "ingress"
     EGRESS = "egress"
 
@@ -73,7 +66,7 @@ class Observation:
 
     workload: Workload
     """The captured workload whose policy gets the rule."""
-    direction: Direction
+    direction: PolicyDirection
     peer: PolicyPeer
     protocol: Protocol
     port: int
@@ -175,16 +168,17 @@ def synthesize(
         external: dict[str, list[str]] = {}
         if mode in (Mode.BOTH, Mode.INGRESS):
             types.append("Ingress")
-            inbound = [o for o in seen if o.direction is Direction.INGRESS]
+            inbound = [o for o in seen if o.direction is PolicyDirection.INGRESS]
             rules = _rules(inbound, namespace, port_ranges)
             if rules:
                 spec["ingress"] = [{"from": [r["peer"]], "ports": r["ports"]} for r in rules]
             _collect_names(inbound, external)
         if mode in (Mode.BOTH, Mode.EGRESS):
             types.append("Egress")
-            outbound = [o for o in seen if o.direction is Direction.EGRESS]
+            outbound = [o for o in seen if o.direction is PolicyDirection.EGRESS]
             if dns is not None:
-                outbound += [Observation(workload, Direction.EGRESS, dns, proto, port) for proto, port in DNS_PORTS]
+                outbound += [Observation(workload, PolicyDirection.EGRESS, dns, proto, port)
+                             for proto, port in DNS_PORTS]
             rules = _rules(outbound, namespace, port_ranges)
             if rules:
                 spec["egress"] = [{"to": [r["peer"]], "ports": r["ports"]} for r in rules]

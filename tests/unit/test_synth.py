@@ -7,10 +7,17 @@ from typing import Any
 
 import pytest
 
-from kubectl_netgen.model import LabelSelector, Protocol, Workload, WorkloadKind, WorkloadRef, labels_of
+from kubectl_netgen.model import (
+    LabelSelector,
+    PolicyDirection,
+    Protocol,
+    Workload,
+    WorkloadKind,
+    WorkloadRef,
+    labels_of,
+)
 from kubectl_netgen.render import policies_yaml
 from kubectl_netgen.synth import (
-    Direction,
     Mode,
     Observation,
     PolicyPeer,
@@ -38,14 +45,14 @@ def peer(w: Workload) -> PolicyPeer:
 
 def scenario() -> list[Observation]:
     return [
-        Observation(FRONTEND, Direction.EGRESS, peer(CHECKOUT), Protocol.TCP, 8080),
-        Observation(FRONTEND, Direction.EGRESS, peer(CHECKOUT), Protocol.TCP, 8081),
-        Observation(FRONTEND, Direction.EGRESS, API, Protocol.TCP, 443),
-        Observation(FRONTEND, Direction.EGRESS, DNS, Protocol.UDP, 53),
-        Observation(FRONTEND, Direction.INGRESS, peer(MONITOR), Protocol.TCP, 9090),
-        Observation(FRONTEND, Direction.INGRESS, peer(CHECKOUT), Protocol.TCP, 8080),
-        Observation(CHECKOUT, Direction.INGRESS, peer(FRONTEND), Protocol.TCP, 8080),
-        Observation(CHECKOUT, Direction.INGRESS, peer(FRONTEND), Protocol.TCP, 8081),
+        Observation(FRONTEND, PolicyDirection.EGRESS, peer(CHECKOUT), Protocol.TCP, 8080),
+        Observation(FRONTEND, PolicyDirection.EGRESS, peer(CHECKOUT), Protocol.TCP, 8081),
+        Observation(FRONTEND, PolicyDirection.EGRESS, API, Protocol.TCP, 443),
+        Observation(FRONTEND, PolicyDirection.EGRESS, DNS, Protocol.UDP, 53),
+        Observation(FRONTEND, PolicyDirection.INGRESS, peer(MONITOR), Protocol.TCP, 9090),
+        Observation(FRONTEND, PolicyDirection.INGRESS, peer(CHECKOUT), Protocol.TCP, 8080),
+        Observation(CHECKOUT, PolicyDirection.INGRESS, peer(FRONTEND), Protocol.TCP, 8080),
+        Observation(CHECKOUT, PolicyDirection.INGRESS, peer(FRONTEND), Protocol.TCP, 8081),
     ]
 
 
@@ -126,9 +133,9 @@ def test_dns_rule_only_when_egress_is_restricted_and_opt_out() -> None:
 
 
 def test_port_ranges_only_when_asked() -> None:
-    observations = [Observation(FRONTEND, Direction.EGRESS, peer(CHECKOUT), Protocol.TCP, p)
+    observations = [Observation(FRONTEND, PolicyDirection.EGRESS, peer(CHECKOUT), Protocol.TCP, p)
                     for p in (8080, 8081, 8082, 9000)]
-    observations.append(Observation(FRONTEND, Direction.EGRESS, peer(CHECKOUT), Protocol.UDP, 8083))
+    observations.append(Observation(FRONTEND, PolicyDirection.EGRESS, peer(CHECKOUT), Protocol.UDP, 8083))
     [plain] = synthesize(observations)
     assert len(plain["spec"]["egress"][0]["ports"]) == 5
     [ranged] = synthesize(observations, port_ranges=True)
@@ -152,7 +159,7 @@ def _selected(selector: dict[str, Any], labels: dict[str, str]) -> bool:
 
 
 def _allowed(policy: dict[str, Any], o: Observation, peer_labels: dict[str, str], peer_ns: str | None) -> bool:
-    key, peers_key = ("ingress", "from") if o.direction is Direction.INGRESS else ("egress", "to")
+    key, peers_key = ("ingress", "from") if o.direction is PolicyDirection.INGRESS else ("egress", "to")
     for rule in policy["spec"].get(key, []):
         ports_ok = any(p["protocol"] == o.protocol.value and p["port"] <= o.port <= p.get("endPort", p["port"])
                        for p in rule["ports"])
@@ -174,5 +181,5 @@ def test_every_observation_is_allowed_by_the_result() -> None:
         policy = policies[policy_name(o.workload)]
         labels = dict(o.peer.selector.match_labels) if o.peer.selector else {}
         assert _allowed(policy, o, labels, o.peer.namespace), o
-    stranger = Observation(FRONTEND, Direction.EGRESS, peer(MONITOR), Protocol.TCP, 9090)
+    stranger = Observation(FRONTEND, PolicyDirection.EGRESS, peer(MONITOR), Protocol.TCP, 9090)
     assert not _allowed(policies["frontend-netgen"], stranger, {"app.kubernetes.io/name": "prometheus"}, "monitoring")
