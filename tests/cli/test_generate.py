@@ -19,7 +19,7 @@ import yaml
 from kubectl_netgen.flows import flows as fold
 from kubectl_netgen.inventory import read_snapshot
 from kubectl_netgen.pcap import Scanner
-from tests.conftest import ROOT, run
+from tests.conftest import ROOT, need, run
 
 SHOP = ROOT / "examples" / "shop"
 GOLDEN = ROOT / "tests" / "golden"
@@ -143,3 +143,16 @@ def test_unknown_pod_and_missing_cluster_file(tmp_path: Path) -> None:
     result = run("generate", tmp_path)
     assert result.exit_code == 3
     assert "pod shop/db-0" in result.stderr and "is not in" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["shop.yaml", "shop-ingress.yaml", "shop-egress-no-dns.yaml"])
+def test_golden_output_is_valid_against_the_kubernetes_schema(name: str) -> None:
+    """Every generated manifest validates strictly against the Kubernetes OpenAPI schema (no unknown fields)."""
+    try:
+        import kubernetes_validate
+    except ImportError:
+        kubernetes_validate = None
+    need(kubernetes_validate is not None, "needs kubernetes-validate (pip install -e '.[test]')")
+    assert kubernetes_validate is not None
+    for document in yaml.safe_load_all((GOLDEN / name).read_text()):
+        kubernetes_validate.validate(document, "1.33", strict=True)
