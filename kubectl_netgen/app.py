@@ -15,7 +15,17 @@ from kubectl_netgen import flows as flowfold
 from kubectl_netgen.capturedir import is_capture_dir, read_capture_dir
 from kubectl_netgen.errors import DecodeError, InputError
 from kubectl_netgen.identity import Peer, PeerKind
-from kubectl_netgen.model import Flow, Inventory, IPAddress, LabelSelector, Pod, PolicyDirection, Workload
+from kubectl_netgen.model import (
+    Flow,
+    Inventory,
+    IPAddress,
+    LabelSelector,
+    Pod,
+    PolicyDirection,
+    Protocol,
+    Workload,
+    WorkloadRef,
+)
 from kubectl_netgen.pcap import CaptureReport, DnsSink, Scanner, linktype_name, open_capture
 from kubectl_netgen.synth import Mode, Observation, PolicyPeer, external_names, synthesize
 
@@ -260,6 +270,40 @@ def _dns_peer(inventory: Inventory) -> PolicyPeer | None:
     return None
 
 
+def _decode_pods(
+    sources: Sequence[str], pods: Sequence[str], cluster: str | None, *, stdin: BinaryIO | None, strict: bool,
+    warn: Warn,
+) -> tuple[Inventory, str, list[tuple[Pod, list[Flow]]], dict[IPAddress, list[str]], list[CaptureReport]]:
+    """Read the inventory and decode every pod capture into (the captured pod, its flows).
+
+    Returns:
+        The inventory, the cluster file it came from, (pod, flows) per capture in capture order, the
+        names the captures' DNS answers gave to addresses, and one report per capture.
+
+    Raises:
+        InputError: Bad sources, a missing cluster file, a pod the inventory does not know.
+        DecodeError: A damaged capture with ``strict``.
+    """
+    from kubectl_netgen.dns import DnsNames
+
+    captures, cluster_file = _pod_captures(sources, pods, cluster)
+    if cluster_file is None:
+        raise InputError("no cluster inventory: pass --cluster FILE (from 'kubectl netgen snapshot -A > FILE')")
+    inventory = read_cluster(cluster_file, warn)
+    names = DnsNames()
+    decoded: list[tuple[Pod, list[Flow]]] = []
+    reports = []
+    for namespace, name, path in captures:
+        own = inventory.pods_by_name.get((namespace, name))
+        if own is None:
+            raise InputError(f"pod {namespace}/{name} (capture {path}) is not in {cluster_file}; "
+                             "take the snapshot while the pod exists, or fix --pod")
+        scanner, [report] = read_captures([path], stdin=stdin, strict=strict, warn=warn, dns_sink=names.feed)
+        reports.append(report)
+        decoded.append((own, flowfold.flows(scanner.table)))
+    return inventory, cluster_file, decoded, names.mapping(), reports
+
+
 def generate(
     sources: Sequence[str],
     *,
@@ -292,25 +336,10 @@ def generate(
         InputError: Bad sources, a missing cluster file, a pod the inventory does not know.
         DecodeError: A damaged capture with ``strict``.
     """
-    from kubectl_netgen.dns import DnsNames
     from kubectl_netgen.identity import resolve_flows
 
-    captures, cluster_file = _pod_captures(sources, pods, cluster)
-    if cluster_file is None:
-        raise InputError("no cluster inventory: pass --cluster FILE (from 'kubectl netgen snapshot -A > FILE')")
-    inventory = read_cluster(cluster_file, warn)
-    names = DnsNames()
-    decoded: list[tuple[Pod, list[Flow]]] = []
-    reports = []
-    for namespace, name, path in captures:
-        own = inventory.pods_by_name.get((namespace, name))
-        if own is None:
-            raise InputError(f"pod {namespace}/{name} (capture {path}) is not in {cluster_file}; "
-                             "take the snapshot while the pod exists, or fix --pod")
-        scanner, [report] = read_captures([path], stdin=stdin, strict=strict, warn=warn, dns_sink=names.feed)
-        reports.append(report)
-        decoded.append((own, flowfold.flows(scanner.table)))
-    mapping = names.mapping()
+    inventory, cluster_file, decoded, mapping, reports = _decode_pods(
+        sources, pods, cluster, stdin=stdin, strict=strict, warn=warn)
     observations: list[Observation] = []
     workloads: set[Workload] = set()
     flows = ignored = 0
@@ -343,3 +372,143 @@ def generate(
         warn(f"{cluster_file} has no kube-system/kube-dns Service with a selector: no DNS rule was added")
     policies = synthesize(observations, workloads=workloads, mode=mode, dns=dns, port_ranges=port_ranges)
     return GenerateResult(policies, external_names(policies), len(workloads), flows, ignored, reports)
+
+
+@dataclass(frozen=True)
+class Neighbor:
+    """One peer of a captured workload on one protocol and port, summed over the workload's pods and flows.
+
+    Flows to a Service count once for each backend they resolved to, since a capture does not say which
+    backend served them; pod peers are one per workload, address peers one per address.
+    """
+
+    direction: PolicyDirection
+    """``egress``: the workload opened the connections; ``ingress``: the peer did."""
+    kind: PeerKind
+    """What the peer is, including the kinds ``generate`` ignores or warns about."""
+    workload: WorkloadRef | None
+    """The peer's workload (a pod, itself, or the hostNetwork pod serving on a node)."""
+    service: tuple[str, str] | None
+    """(namespace, name) of the Service the peer was reached through."""
+    ip: IPAddress | None
+    """The peer's address when it is not a pod (node, external, Service endpoint, loopback, unknown pod)."""
+    node: str | None
+    """The node's name when the address is a node's."""
+    names: tuple[str, ...]
+    """Sorted DNS names the peer's addresses were known by."""
+    protocol: Protocol
+    """Transport protocol."""
+    port: int | None
+    """Server port: the peer's (Service ``targetPort``) for egress, the workload's own for ingress; ``None``
+    for ICMP."""
+    service_port: int | None
+    """The Service port that was dialed, when reached through a Service."""
+    connections: int
+    packets: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class WorkloadNeighbors:
+    """A captured workload, the pods of it that were captured, and who it talked to."""
+
+    workload: WorkloadRef
+    pods: list[str]
+    """Sorted names of its captured pods."""
+    egress: list[Neighbor]
+    ingress: list[Neighbor]
+
+
+@dataclass(frozen=True)
+class NeighborsResult:
+    """Who each captured workload talks to and who talks to it."""
+
+    workloads: list[WorkloadNeighbors]
+    """Sorted by namespace, kind, name."""
+    flows: int
+    """Flows read from the captures."""
+    reports: list[CaptureReport]
+
+
+_NeighborKey = tuple[PolicyDirection, PeerKind, WorkloadRef | None, tuple[str, str] | None, IPAddress | None,
+                     str | None, Protocol, int | None, int | None]
+
+
+def _neighbor_key(direction: PolicyDirection, peer: Peer, flow: Flow) -> _NeighborKey:
+    pod_like = peer.kind in (PeerKind.POD, PeerKind.SELF)
+    port = peer.port if direction is PolicyDirection.EGRESS else flow.dst_port
+    return (direction, peer.kind, peer.workload, peer.service, None if pod_like else peer.ip, peer.node,
+            flow.protocol, port, peer.service_port)
+
+
+def _neighbor_order(n: Neighbor) -> tuple[Any, ...]:
+    workload = ("", "", "") if n.workload is None else (n.workload.namespace, n.workload.kind.value, n.workload.name)
+    ip = (0, 0) if n.ip is None else (n.ip.version, int(n.ip))
+    return (n.kind.value, workload, n.service or ("", ""), ip, n.node or "", n.protocol.value,
+            -1 if n.port is None else n.port, -1 if n.service_port is None else n.service_port)
+
+
+def neighbors(
+    sources: Sequence[str],
+    *,
+    pods: Sequence[str] = (),
+    cluster: str | None = None,
+    stdin: BinaryIO | None = None,
+    strict: bool = False,
+    warn: Warn,
+) -> NeighborsResult:
+    """Say, per captured workload, who it talks to and who talks to it: what ``generate`` builds policies from.
+
+    Args:
+        sources: A capture directory, or pcap files.
+        pods: ``NAMESPACE/NAME`` of the pod behind each pcap file (not for a capture directory).
+        cluster: The inventory file; a capture directory brings its own.
+        stdin: Binary standard input (``-`` as a pcap file).
+        strict: Treat a damaged capture as an error.
+        warn: Receives one line per warning.
+
+    Returns:
+        The neighbours of every captured workload, and a summary of what was read.
+
+    Raises:
+        InputError: Bad sources, a missing cluster file, a pod the inventory does not know.
+        DecodeError: A damaged capture with ``strict``.
+    """
+    from kubectl_netgen.identity import resolve_flows
+
+    inventory, _, decoded, mapping, reports = _decode_pods(sources, pods, cluster, stdin=stdin, strict=strict,
+                                                           warn=warn)
+    captured: dict[WorkloadRef, set[str]] = {}
+    totals: dict[WorkloadRef, dict[_NeighborKey, list[int]]] = {}
+    names: dict[tuple[WorkloadRef, _NeighborKey], set[str]] = {}
+    flow_count = 0
+    for own, pod_flows in decoded:
+        captured.setdefault(own.workload, set()).add(own.name)
+        found = totals.setdefault(own.workload, {})
+        flow_count += len(pod_flows)
+        for resolved in resolve_flows(inventory, own, pod_flows, mapping):
+            flow = resolved.flow
+            keys: dict[_NeighborKey, None] = {}  # a Service's backends in one workload count the flow once
+            for peer in resolved.peers:
+                key = _neighbor_key(resolved.direction, peer, flow)
+                keys[key] = None
+                names.setdefault((own.workload, key), set()).update(peer.names)
+            for key in keys:
+                sums = found.setdefault(key, [0, 0, 0])
+                sums[0] += flow.connections
+                sums[1] += flow.packets
+                sums[2] += flow.bytes
+    result = []
+    for ref in sorted(captured, key=lambda r: (r.namespace, r.kind.value, r.name)):
+        entries = [
+            Neighbor(direction=key[0], kind=key[1], workload=key[2], service=key[3], ip=key[4], node=key[5],
+                     names=tuple(sorted(names[(ref, key)])), protocol=key[6], port=key[7], service_port=key[8],
+                     connections=sums[0], packets=sums[1], bytes=sums[2])
+            for key, sums in totals[ref].items()
+        ]
+        entries.sort(key=_neighbor_order)
+        result.append(WorkloadNeighbors(
+            ref, sorted(captured[ref]),
+            [n for n in entries if n.direction is PolicyDirection.EGRESS],
+            [n for n in entries if n.direction is PolicyDirection.INGRESS]))
+    return NeighborsResult(result, flow_count, reports)

@@ -259,6 +259,39 @@ def generate(
     env.info(render.generate_summary(result))
 
 
+@app.command()
+def neighbors(
+    ctx: typer.Context,
+    sources: Annotated[list[str], typer.Argument(
+        help="A capture directory (pcaps/<namespace>/<pod>.pcap + cluster.json), or pcap files with --pod.",
+        metavar="CAPTURE_DIR | PCAP...")],
+    cluster: Annotated[Optional[str], typer.Option(  # noqa: UP045 - typer needs Optional on Python 3.10
+        "--cluster", help="The cluster inventory (kubectl netgen snapshot -A > FILE); a capture directory has one.",
+        metavar="FILE")] = None,
+    pod: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
+        "--pod", help="NAMESPACE/NAME of the pod behind each pcap file, in order (repeat per file).",
+        metavar="NS/NAME")] = None,
+    output: OutputOpt = None,
+    strict: StrictOpt = False,
+) -> None:
+    """Show who each captured workload talks to and who talks to it: peers, ports, protocols, DNS names.
+
+    What generate builds its policies from, including the peers it needs no rule for (loopback, the
+    pod itself, its own node) and those it warns about. Example: kubectl netgen neighbors ./netgen-capture-shop/
+    """
+    from kubectl_netgen import app as usecases
+    from kubectl_netgen import render
+
+    env = _env(ctx)
+    result = usecases.neighbors(sources, pods=pod or (), cluster=cluster, stdin=_binary_stdin(env), strict=strict,
+                                warn=env.warn)
+    if _format(env, output) is OutputFormat.JSON:
+        env.stdout.write(render.neighbors_json(result))
+    else:
+        render.neighbors_table(result, env.stdout)
+    env.info(render.neighbors_summary(result))
+
+
 def raw_main(args: Sequence[str], env: Environment) -> int:
     """Run the program and turn every outcome into an exit status.
 

@@ -1,0 +1,129 @@
+"""``kubectl netgen neighbors`` on the bundled example: exact JSON peers, determinism, the table, errors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT, run
+
+SHOP = ROOT / "examples" / "shop"
+
+
+def peer(kind: str, *, namespace: str | None = None, workload: tuple[str, str] | None = None,
+         service: str | None = None, ip: str | None = None, node: str | None = None,
+         names: list[str] | None = None) -> dict[str, Any]:
+    return {"kind": kind, "namespace": namespace,
+            "workload": None if workload is None else {"kind": workload[0], "name": workload[1]},
+            "service": service, "ip": ip, "node": node, "names": names or []}
+
+
+def entry(p: dict[str, Any], protocol: str, port: int | None, service_port: int | None,
+          connections: int, packets: int, size: int) -> dict[str, Any]:
+    return {"peer": p, "protocol": protocol, "port": port, "service_port": service_port,
+            "connections": connections, "packets": packets, "bytes": size}
+
+
+def neighbors_json(*args: str) -> list[dict[str, Any]]:
+    result = run("neighbors", SHOP, *args)
+    assert result.exit_code == 0, result.stderr
+    assert "warning" not in result.stderr
+    data: list[dict[str, Any]] = json.loads(result.stdout)
+    return data
+
+
+def test_json_is_the_default_off_a_terminal_and_sorted_by_workload() -> None:
+    result = run("neighbors", SHOP)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == run("neighbors", SHOP, "-o", "json").stdout
+    assert result.stdout == run("neighbors", SHOP).stdout  # byte-for-byte deterministic
+    data = json.loads(result.stdout)
+    assert [(w["workload"]["namespace"], w["workload"]["kind"], w["workload"]["name"]) for w in data] == [
+        ("kube-system", "Deployment", "coredns"),
+        ("shop", "CronJob", "smoke"),
+        ("shop", "Deployment", "checkout"),
+        ("shop", "Deployment", "frontend"),
+        ("shop", "StatefulSet", "db"),
+    ]
+    assert result.stderr == ("5 workload(s): 9 egress and 10 ingress neighbours from 25 flows and 4045 packets "
+                             "in 6 capture(s)\n")
+
+
+def test_frontend_exact() -> None:
+    [frontend] = [w for w in neighbors_json() if w["workload"]["name"] == "frontend"]
+    assert frontend["workload"] == {"namespace": "shop", "kind": "Deployment", "name": "frontend"}
+    assert frontend["pods"] == ["frontend-7lgxpl29pv-jsshd", "frontend-7lgxpl29pv-s58x6"]
+    # Both pods' flows are summed per peer; Services are resolved to their backends' workload and targetPort.
+    assert frontend["egress"] == [
+        entry(peer("external", ip="203.0.113.10", names=["api.payments.example.com", "edge.payments.example.net"]),
+              "TCP", 443, None, 36, 362, 20192),
+        entry(peer("pod", namespace="kube-system", workload=("Deployment", "coredns"), service="kube-system/kube-dns"),
+              "UDP", 53, 53, 180, 720, 78840),
+        entry(peer("pod", namespace="shop", workload=("Deployment", "checkout"), service="shop/checkout"),
+              "TCP", 8080, 8080, 36, 360, 24660),
+    ]
+    # Kubelet probes from each pod's own node are kept (kind own-node), though generate writes no rule for them.
+    assert frontend["ingress"] == [
+        entry(peer("own-node", ip="10.250.0.11", node="node-a"), "TCP", 8080, None, 9, 90, 6255),
+        entry(peer("own-node", ip="10.250.0.12", node="node-b"), "TCP", 8080, None, 9, 90, 6255),
+        entry(peer("pod", namespace="shop", workload=("CronJob", "smoke")), "TCP", 8080, None, 5, 50, 3425),
+    ]
+
+
+def test_service_port_differs_from_target_port_and_pod_names() -> None:
+    by_name = {w["workload"]["name"]: w for w in neighbors_json()}
+    [to_frontend] = [e for e in by_name["smoke"]["egress"] if e["peer"]["service"] == "shop/frontend"]
+    assert (to_frontend["port"], to_frontend["service_port"]) == (8080, 80)
+    # A headless Service's DNS name names the pod peer it was answered for.
+    assert {e["peer"]["workload"]["name"]: e["peer"]["names"] for e in by_name["checkout"]["egress"]
+            if e["peer"]["kind"] == "pod"} == {"coredns": [], "db": ["db.shop.svc.cluster.local"]}
+
+
+def test_pcap_files_with_pod_option() -> None:
+    [frontend] = sorted((SHOP / "pcaps" / "shop").glob("frontend-*.pcap"))[:1]
+    result = run("neighbors", frontend, "--pod", f"shop/{frontend.stem}", "--cluster", SHOP / "cluster.json")
+    assert result.exit_code == 0, result.stderr
+    [workload] = json.loads(result.stdout)
+    assert workload["pods"] == [frontend.stem]
+    assert [e["connections"] for e in workload["egress"]] == [18, 90, 18]
+
+
+def test_table_on_a_terminal() -> None:
+    result = run("neighbors", SHOP, tty=True)
+    assert result.exit_code == 0, result.stderr
+    lines = [line.rstrip() for line in result.stdout.splitlines()]
+    start = lines.index("shop/frontend (Deployment), pods: frontend-7lgxpl29pv-jsshd, frontend-7lgxpl29pv-s58x6")
+    table = [line.split() for line in lines[start + 1:start + 8]]
+    assert table[0] == ["DIRECTION", "PEER", "KIND", "PROTO", "PORT", "CONNS"]
+    assert table[1:] == [
+        "egress 203.0.113.10 api.payments.example.com, edge.payments.example.net external TCP 443 36".split(),
+        "egress kube-system/coredns (Deployment) via Service kube-system/kube-dns:53 pod UDP 53 180".split(),
+        "egress shop/checkout (Deployment) via Service shop/checkout:8080 pod TCP 8080 36".split(),
+        "ingress node node-a own-node TCP 8080 9".split(),
+        "ingress node node-b own-node TCP 8080 9".split(),
+        "ingress shop/smoke (CronJob) pod TCP 8080 5".split(),
+    ]
+    assert not result.stdout.lstrip().startswith("[")
+    assert "neighbours from 25 flows" in result.stderr
+    assert run("neighbors", SHOP, "-o", "json", tty=True).stdout == run("neighbors", SHOP).stdout
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("x.pcap",), "1 pcap file(s) but 0 --pod option(s)"),
+    (("x.pcap", "--pod", "nopod"), "--pod 'nopod' is not NAMESPACE/NAME"),
+    (("x.pcap", "--pod", "shop/x"), "no cluster inventory: pass --cluster FILE"),
+    ((str(SHOP), "--pod", "shop/x"), "--pod is for pcap files"),
+])
+def test_input_errors(args: tuple[str, ...], message: str) -> None:
+    result = run("neighbors", *args)
+    assert result.exit_code == 3
+    assert result.stdout == ""
+    assert message in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_no_sources_is_a_usage_error() -> None:
+    result = run("neighbors")
+    assert result.exit_code == 2
+    assert result.stdout == ""
