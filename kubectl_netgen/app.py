@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from kubectl_netgen import flows as flowfold
 from kubectl_netgen.capturedir import is_capture_dir, read_capture_dir
@@ -28,6 +28,9 @@ from kubectl_netgen.model import (
 )
 from kubectl_netgen.pcap import CaptureReport, DnsSink, Scanner, linktype_name, open_capture
 from kubectl_netgen.synth import Mode, Observation, PolicyPeer, external_names, synthesize
+
+if TYPE_CHECKING:
+    from kubectl_netgen.dns import AddressResolver
 
 Warn = Callable[[str], None]
 
@@ -270,15 +273,55 @@ def _dns_peer(inventory: Inventory) -> PolicyPeer | None:
     return None
 
 
+@dataclass(frozen=True)
+class ReverseDns:
+    """How to name external addresses that no DNS answer in the captures named: reverse (PTR) lookups."""
+
+    enabled: bool = True
+    """``--no-reverse-dns`` turns lookups off."""
+    server: str | None = None
+    """``--dns-server IP[:PORT]``; ``None`` uses the system's resolver configuration."""
+    resolver: AddressResolver | None = None
+    """An injected resolver (tests); overrides ``server``."""
+
+
+def _reverse_names(inventory: Inventory, decoded: list[tuple[Pod, list[Flow]]], names: dict[IPAddress, list[str]],
+                   reverse: ReverseDns, warn: Warn) -> dict[IPAddress, list[str]]:
+    """Add PTR names for the external peers the captures' DNS answers left unnamed."""
+    from kubectl_netgen.dns import ReverseResolver, merge_names, parse_server
+    from kubectl_netgen.identity import resolve_flows
+
+    if reverse.server is not None:
+        parse_server(reverse.server)  # a bad --dns-server is the user's error, whatever the capture holds
+
+    unnamed = sorted({peer.ip for own, flows in decoded for resolved in resolve_flows(inventory, own, flows, names)
+                      for peer in resolved.peers if peer.kind is PeerKind.EXTERNAL and not peer.names},
+                     key=lambda ip: (ip.version, int(ip)))
+    if not reverse.enabled or not unnamed:
+        return names
+    try:
+        resolver = ReverseResolver(reverse.resolver, server=reverse.server)
+    except InputError as e:
+        warn(f"reverse DNS is not available ({e.message}); external addresses stay unnamed "
+             "(pass --dns-server IP or --no-reverse-dns)")
+        return names
+    found = resolver.lookup(unnamed)
+    stats = resolver.stats
+    if stats.failed or stats.timed_out or stats.abandoned:
+        warn(f"reverse DNS: {stats.summary()}")
+    return merge_names(names, found)
+
+
 def _decode_pods(
     sources: Sequence[str], pods: Sequence[str], cluster: str | None, *, stdin: BinaryIO | None, strict: bool,
-    warn: Warn,
+    warn: Warn, reverse: ReverseDns | None = None,
 ) -> tuple[Inventory, str, list[tuple[Pod, list[Flow]]], dict[IPAddress, list[str]], list[CaptureReport]]:
     """Read the inventory and decode every pod capture into (the captured pod, its flows).
 
     Returns:
         The inventory, the cluster file it came from, (pod, flows) per capture in capture order, the
-        names the captures' DNS answers gave to addresses, and one report per capture.
+        names of addresses (the captures' DNS answers, then reverse DNS for unnamed external peers),
+        and one report per capture.
 
     Raises:
         InputError: Bad sources, a missing cluster file, a pod the inventory does not know.
@@ -301,7 +344,8 @@ def _decode_pods(
         scanner, [report] = read_captures([path], stdin=stdin, strict=strict, warn=warn, dns_sink=names.feed)
         reports.append(report)
         decoded.append((own, flowfold.flows(scanner.table)))
-    return inventory, cluster_file, decoded, names.mapping(), reports
+    mapping = _reverse_names(inventory, decoded, names.mapping(), reverse or ReverseDns(), warn)
+    return inventory, cluster_file, decoded, mapping, reports
 
 
 def generate(
@@ -312,6 +356,7 @@ def generate(
     mode: Mode = Mode.BOTH,
     dns_rule: bool = True,
     port_ranges: bool = False,
+    reverse: ReverseDns | None = None,
     stdin: BinaryIO | None = None,
     strict: bool = False,
     warn: Warn,
@@ -325,6 +370,7 @@ def generate(
         mode: Which directions to restrict.
         dns_rule: Always allow DNS to the cluster DNS pods when egress is restricted.
         port_ranges: Merge consecutive ports into ``endPort`` ranges.
+        reverse: Reverse DNS for external addresses no DNS answer named (default: on, system resolver).
         stdin: Binary standard input (``-`` as a pcap file).
         strict: Treat a damaged capture as an error.
         warn: Receives one line per warning.
@@ -339,7 +385,7 @@ def generate(
     from kubectl_netgen.identity import resolve_flows
 
     inventory, cluster_file, decoded, mapping, reports = _decode_pods(
-        sources, pods, cluster, stdin=stdin, strict=strict, warn=warn)
+        sources, pods, cluster, stdin=stdin, strict=strict, warn=warn, reverse=reverse)
     observations: list[Observation] = []
     workloads: set[Workload] = set()
     flows = ignored = 0
@@ -453,6 +499,7 @@ def neighbors(
     *,
     pods: Sequence[str] = (),
     cluster: str | None = None,
+    reverse: ReverseDns | None = None,
     stdin: BinaryIO | None = None,
     strict: bool = False,
     warn: Warn,
@@ -463,6 +510,7 @@ def neighbors(
         sources: A capture directory, or pcap files.
         pods: ``NAMESPACE/NAME`` of the pod behind each pcap file (not for a capture directory).
         cluster: The inventory file; a capture directory brings its own.
+        reverse: Reverse DNS for external addresses no DNS answer named (default: on, system resolver).
         stdin: Binary standard input (``-`` as a pcap file).
         strict: Treat a damaged capture as an error.
         warn: Receives one line per warning.
@@ -477,7 +525,7 @@ def neighbors(
     from kubectl_netgen.identity import resolve_flows
 
     inventory, _, decoded, mapping, reports = _decode_pods(sources, pods, cluster, stdin=stdin, strict=strict,
-                                                           warn=warn)
+                                                           warn=warn, reverse=reverse)
     captured: dict[WorkloadRef, set[str]] = {}
     totals: dict[WorkloadRef, dict[_NeighborKey, list[int]]] = {}
     names: dict[tuple[WorkloadRef, _NeighborKey], set[str]] = {}

@@ -15,13 +15,16 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, BinaryIO, Optional, TextIO
+from typing import TYPE_CHECKING, Annotated, BinaryIO, Optional, TextIO
 
 import click
 import typer
 
 from kubectl_netgen import __version__
 from kubectl_netgen.errors import ExitStatus, NetgenError
+
+if TYPE_CHECKING:
+    from kubectl_netgen.app import ReverseDns
 
 PROG_NAME = "kubectl netgen"
 
@@ -204,6 +207,19 @@ def snapshot(
     env.info(render.snapshot_summary(result))
 
 
+NoReverseDnsOpt = Annotated[bool, typer.Option(
+    "--no-reverse-dns", help="Do not name external addresses by reverse (PTR) lookups when no DNS answer did.")]
+DnsServerOpt = Annotated[Optional[str], typer.Option(  # noqa: UP045 - typer needs Optional on Python 3.10
+    "--dns-server", help="Ask this DNS server (IP or IP:PORT) for reverse lookups instead of the system's.",
+    metavar="IP[:PORT]")]
+
+
+def _reverse(no_reverse_dns: bool, dns_server: str | None) -> ReverseDns:
+    from kubectl_netgen.app import ReverseDns
+
+    return ReverseDns(enabled=not no_reverse_dns, server=dns_server)
+
+
 class ManifestFormat(str, enum.Enum):
     """``-o`` values of the commands that print manifests."""
 
@@ -238,6 +254,8 @@ def generate(
         "--port-ranges", help="Merge consecutive ports of a peer into port/endPort ranges.")] = False,
     output: Annotated[ManifestFormat, typer.Option(
         "-o", "--output", help="yaml: multi-document YAML; json: a v1 List.")] = ManifestFormat.YAML,
+    no_reverse_dns: NoReverseDnsOpt = False,
+    dns_server: DnsServerOpt = None,
     strict: StrictOpt = False,
 ) -> None:
     """Print least-privilege NetworkPolicies that allow every captured flow and nothing else.
@@ -251,7 +269,8 @@ def generate(
     env = _env(ctx)
     result = usecases.generate(
         sources, pods=pod or (), cluster=cluster, mode=Mode(mode.value), dns_rule=not no_dns_rule,
-        port_ranges=port_ranges, stdin=_binary_stdin(env), strict=strict, warn=env.warn)
+        port_ranges=port_ranges, reverse=_reverse(no_reverse_dns, dns_server), stdin=_binary_stdin(env),
+        strict=strict, warn=env.warn)
     if output is ManifestFormat.JSON:
         env.stdout.write(render.policies_json(result.policies))
     else:
@@ -272,6 +291,8 @@ def neighbors(
         "--pod", help="NAMESPACE/NAME of the pod behind each pcap file, in order (repeat per file).",
         metavar="NS/NAME")] = None,
     output: OutputOpt = None,
+    no_reverse_dns: NoReverseDnsOpt = False,
+    dns_server: DnsServerOpt = None,
     strict: StrictOpt = False,
 ) -> None:
     """Show who each captured workload talks to and who talks to it: peers, ports, protocols, DNS names.
@@ -283,8 +304,8 @@ def neighbors(
     from kubectl_netgen import render
 
     env = _env(ctx)
-    result = usecases.neighbors(sources, pods=pod or (), cluster=cluster, stdin=_binary_stdin(env), strict=strict,
-                                warn=env.warn)
+    result = usecases.neighbors(sources, pods=pod or (), cluster=cluster, reverse=_reverse(no_reverse_dns, dns_server),
+                                stdin=_binary_stdin(env), strict=strict, warn=env.warn)
     if _format(env, output) is OutputFormat.JSON:
         env.stdout.write(render.neighbors_json(result))
     else:

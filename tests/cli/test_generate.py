@@ -156,3 +156,44 @@ def test_golden_output_is_valid_against_the_kubernetes_schema(name: str) -> None
     assert kubernetes_validate is not None
     for document in yaml.safe_load_all((GOLDEN / name).read_text()):
         kubernetes_validate.validate(document, "1.33", strict=True)
+
+
+def _syn_pcap(path: Path, src: str, dst: str, sport: int, dport: int) -> Path:
+    import struct
+
+    def frame(a: str, b: str, pa: int, pb: int, flags: int) -> bytes:
+        tcp = struct.pack("!HHIIBBHHH", pa, pb, 1, 0, 0x50, flags, 1000, 0, 0)
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, 1, 0x4000, 64, 6, 0, ip_address(a).packed, ip_address(b).packed)
+        return b"\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02\x08\x00" + ip + tcp
+
+    records = b""
+    for n, data in enumerate([frame(src, dst, sport, dport, 0x02), frame(dst, src, dport, sport, 0x12)]):
+        records += struct.pack("<IIII", 1_700_000_000 + n, 0, len(data), len(data)) + data
+    path.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1) + records)
+    return path
+
+
+def test_reverse_dns_names_unnamed_external_peers(tmp_path: Path) -> None:
+    """An external address no DNS answer named gets its PTR name, from a DNS server this test runs."""
+    import dns.reversename
+
+    from tests.unit.test_reverse_dns import PtrServer
+
+    inventory = read_snapshot(str(SHOP / "cluster.json"), lambda m: None)
+    frontend = next(p for p in inventory.pods if p.name.startswith("frontend"))
+    pcap = _syn_pcap(tmp_path / "f.pcap", str(frontend.ips[0]), "192.0.2.77", 40000, 8443)
+    server = PtrServer()
+    server.ptr[dns.reversename.from_address("192.0.2.77")] = ["Legacy-Billing.example.com."]
+    server.start()
+    try:
+        args = ("generate", pcap, "--pod", f"shop/{frontend.name}", "--cluster", SHOP / "cluster.json")
+        named = run(*args, "--dns-server", server.server)
+        plain = run(*args, "--no-reverse-dns")
+    finally:
+        server.stop()
+    assert named.exit_code == 0 and "warning" not in named.stderr, named.stderr
+    assert "cidr: 192.0.2.77/32  # legacy-billing.example.com\n" in named.stdout
+    assert "cidr: 192.0.2.77/32\n" in plain.stdout
+    assert server.queries, "the lookup went to the test's server"
+    bad = run(*args, "--dns-server", "not-an-ip")
+    assert bad.exit_code == 3 and "DNS server" in bad.stderr
