@@ -293,11 +293,13 @@ def _reverse_names(inventory: Inventory, decoded: list[tuple[Pod, list[Flow]]], 
 
     if reverse.server is not None:
         parse_server(reverse.server)  # a bad --dns-server is the user's error, whatever the capture holds
+    if not reverse.enabled:
+        return names  # resolving every flow just to find unnamed peers is the costliest step of a big capture
 
     unnamed = sorted({peer.ip for own, flows in decoded for resolved in resolve_flows(inventory, own, flows, names)
                       for peer in resolved.peers if peer.kind is PeerKind.EXTERNAL and not peer.names},
                      key=lambda ip: (ip.version, int(ip)))
-    if not reverse.enabled or not unnamed:
+    if not unnamed:
         return names
     try:
         resolver = ReverseResolver(reverse.resolver, server=reverse.server)
@@ -386,7 +388,8 @@ def generate(
 
     inventory, cluster_file, decoded, mapping, reports = _decode_pods(
         sources, pods, cluster, stdin=stdin, strict=strict, warn=warn, reverse=reverse)
-    observations: list[Observation] = []
+    # One flow to a Service yields an observation per backend, mostly the same one; synthesis merges them anyway.
+    observations: dict[Observation, None] = {}
     workloads: set[Workload] = set()
     flows = ignored = 0
     for own, pod_flows in decoded:
@@ -412,7 +415,7 @@ def generate(
                 if port is None:
                     ignored += 1
                     continue
-                observations.append(Observation(workload, direction, policy_peer, resolved.flow.protocol, port))
+                observations[Observation(workload, direction, policy_peer, resolved.flow.protocol, port)] = None
     dns = _dns_peer(inventory) if dns_rule else None
     if dns_rule and dns is None and mode is not Mode.INGRESS:
         warn(f"{cluster_file} has no kube-system/kube-dns Service with a selector: no DNS rule was added")

@@ -6,7 +6,9 @@ Tables use rich, imported only when a table is asked for.
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -139,21 +141,96 @@ def policies_yaml(policies: list[dict[str, Any]], names: dict[str, list[str]] | 
     Returns:
         The YAML text, ending in a newline (empty string for no policies).
     """
-    import yaml
-
     docs = []
     for policy in policies:
-        text = yaml.safe_dump(policy, sort_keys=False, default_flow_style=False, allow_unicode=True, width=120)
-        if names:
+        text = _policy_yaml(policy)
+        if names and "cidr: " in text:
             lines = []
             for line in text.splitlines():
-                key, _, value = line.strip().partition(": ")
-                if key == "cidr" and value in names:
-                    line = f"{line}  # {', '.join(names[value])}"
+                if "cidr: " in line:
+                    key, _, value = line.strip().partition(": ")
+                    if key == "cidr" and value in names:
+                        line = f"{line}  # {', '.join(names[value])}"
                 lines.append(line)
             text = "\n".join(lines) + "\n"
         docs.append(text)
     return "---\n".join(docs)
+
+
+def _safe_dump(data: Any) -> str:
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True, width=120)
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,99}")
+"""Strings PyYAML may write unquoted and never folds (no spaces) nor turns into complex keys (short)."""
+
+
+@functools.lru_cache(maxsize=65536)
+def _plain(text: str) -> bool:
+    """Whether PyYAML writes ``text`` as a plain scalar (not ``true``, ``1.0``, ``null``, … which it quotes)."""
+    return _PLAIN.fullmatch(text) is not None and _safe_dump(text) == f"{text}\n...\n"
+
+
+class _NotPlainError(Exception):
+    """A value the fast writer does not handle: the policy is written by PyYAML instead."""
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, str) and _plain(value):
+        return value
+    if type(value) is int:
+        return str(value)
+    raise _NotPlainError
+
+
+def _block(value: Any, indent: int, out: list[str], first: str | None = None) -> None:
+    """Write a non-empty mapping or list in PyYAML's block style (2-space indent, indentless sequences).
+
+    ``first`` is the prefix of the first line (a sequence item's ``- ``), else it starts on a new line.
+    """
+    pad = " " * indent
+    if isinstance(value, dict):
+        for key, item in value.items():
+            head = f"{first if first is not None else pad}{_scalar(key)}:"
+            first = None
+            if isinstance(item, (dict, list)):
+                if not item:
+                    out.append(f"{head} {'{}' if isinstance(item, dict) else '[]'}\n")
+                    continue
+                out.append(f"{head}\n")
+                _block(item, indent + 2 if isinstance(item, dict) else indent, out)
+            else:
+                out.append(f"{head} {_scalar(item)}\n")
+        return
+    for item in value:
+        dash = f"{first if first is not None else pad}- "
+        first = None
+        if isinstance(item, dict) and item:
+            _block(item, indent + 2, out, dash)
+        elif isinstance(item, (dict, list)):
+            raise _NotPlainError  # nested or empty sequences: rare, left to PyYAML
+        else:
+            out.append(f"{dash}{_scalar(item)}\n")
+
+
+def _policy_yaml(policy: dict[str, Any]) -> str:
+    """One manifest as PyYAML's ``safe_dump`` writes it, byte for byte.
+
+    PyYAML's pure-Python emitter costs ~100 µs per rule, which dominates ``generate`` on large captures.
+    The ``spec`` holds only mappings, lists, label-like strings and numbers, so it is written directly;
+    everything else (and any ``spec`` value the direct writer cannot prove it writes alike) goes to PyYAML.
+    """
+    spec = policy.get("spec")
+    if list(policy)[-1:] != ["spec"] or not isinstance(spec, dict) or not spec:
+        return _safe_dump(policy)
+    out = [_safe_dump({k: v for k, v in policy.items() if k != "spec"}) if len(policy) > 1 else "", "spec:\n"]
+    try:
+        _block(spec, 2, out)
+    except _NotPlainError:
+        return _safe_dump(policy)
+    return "".join(out)
 
 
 def policies_json(policies: list[dict[str, Any]]) -> str:
