@@ -227,6 +227,17 @@ class ManifestFormat(str, enum.Enum):
     JSON = "json"
 
 
+SourcesArg = Annotated[list[str], typer.Argument(
+    help="A capture directory (pcaps/<namespace>/<pod>.pcap + cluster.json), or pcap files with --pod.",
+    metavar="CAPTURE_DIR | PCAP...")]
+ClusterOpt = Annotated[Optional[str], typer.Option(  # noqa: UP045 - typer needs Optional on Python 3.10
+    "--cluster", help="The cluster inventory (kubectl netgen snapshot -A > FILE); a capture directory has one.",
+    metavar="FILE")]
+PodOpt = Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
+    "--pod", help="NAMESPACE/NAME of the pod behind each pcap file, in order (repeat per file).",
+    metavar="NS/NAME")]
+
+
 class PolicyMode(str, enum.Enum):
     """``--mode``: which directions the generated policies restrict."""
 
@@ -238,15 +249,9 @@ class PolicyMode(str, enum.Enum):
 @app.command()
 def generate(
     ctx: typer.Context,
-    sources: Annotated[list[str], typer.Argument(
-        help="A capture directory (pcaps/<namespace>/<pod>.pcap + cluster.json), or pcap files with --pod.",
-        metavar="CAPTURE_DIR | PCAP...")],
-    cluster: Annotated[Optional[str], typer.Option(  # noqa: UP045 - typer needs Optional on Python 3.10
-        "--cluster", help="The cluster inventory (kubectl netgen snapshot -A > FILE); a capture directory has one.",
-        metavar="FILE")] = None,
-    pod: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
-        "--pod", help="NAMESPACE/NAME of the pod behind each pcap file, in order (repeat per file).",
-        metavar="NS/NAME")] = None,
+    sources: SourcesArg,
+    cluster: ClusterOpt = None,
+    pod: PodOpt = None,
     mode: Annotated[PolicyMode, typer.Option("--mode", help="Which directions to restrict.")] = PolicyMode.BOTH,
     no_dns_rule: Annotated[bool, typer.Option(
         "--no-dns-rule", help="Do not always allow DNS to the cluster DNS pods when egress is restricted.")] = False,
@@ -281,15 +286,9 @@ def generate(
 @app.command()
 def neighbors(
     ctx: typer.Context,
-    sources: Annotated[list[str], typer.Argument(
-        help="A capture directory (pcaps/<namespace>/<pod>.pcap + cluster.json), or pcap files with --pod.",
-        metavar="CAPTURE_DIR | PCAP...")],
-    cluster: Annotated[Optional[str], typer.Option(  # noqa: UP045 - typer needs Optional on Python 3.10
-        "--cluster", help="The cluster inventory (kubectl netgen snapshot -A > FILE); a capture directory has one.",
-        metavar="FILE")] = None,
-    pod: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
-        "--pod", help="NAMESPACE/NAME of the pod behind each pcap file, in order (repeat per file).",
-        metavar="NS/NAME")] = None,
+    sources: SourcesArg,
+    cluster: ClusterOpt = None,
+    pod: PodOpt = None,
     output: OutputOpt = None,
     no_reverse_dns: NoReverseDnsOpt = False,
     dns_server: DnsServerOpt = None,

@@ -9,9 +9,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from ipaddress import ip_address, ip_network
+from ipaddress import ip_address
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -20,6 +19,7 @@ from kubectl_netgen.flows import flows as fold
 from kubectl_netgen.inventory import read_snapshot
 from kubectl_netgen.pcap import Scanner
 from tests.conftest import ROOT, need, run
+from tests.policycheck import allows
 
 SHOP = ROOT / "examples" / "shop"
 GOLDEN = ROOT / "tests" / "golden"
@@ -53,37 +53,6 @@ def test_json_is_a_v1_list_of_the_same_policies() -> None:
     assert as_json["items"] == as_yaml
 
 
-# -- a small NetworkPolicy evaluator, enough to check the output's meaning (the evaluator issue brings the
-#    full engine): a flow from pod A to pod B is allowed when A's egress and B's ingress allow it.
-
-def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
-    return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
-
-
-def _peer_matches(peer: dict[str, Any], policy_ns: str, ip: str, pod: Any | None) -> bool:
-    if "ipBlock" in peer:
-        return ip_address(ip) in ip_network(peer["ipBlock"]["cidr"])
-    if pod is None:
-        return False
-    ns = peer.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name", policy_ns)
-    return ns == pod.namespace and _selects(peer.get("podSelector", {}), dict(pod.labels))
-
-
-def _allows(policies: list[dict[str, Any]], pod: Any, direction: str, remote_ip: str, remote_pod: Any | None,
-            protocol: str, port: int) -> bool:
-    key, side = ("ingress", "from") if direction == "ingress" else ("egress", "to")
-    selecting = [p for p in policies if p["metadata"]["namespace"] == pod.namespace
-                 and _selects(p["spec"]["podSelector"], dict(pod.labels))
-                 and key.capitalize() in p["spec"]["policyTypes"]]
-    if not selecting:
-        return True
-    return any(
-        any(_peer_matches(peer, p["metadata"]["namespace"], remote_ip, remote_pod) for peer in rule[side])
-        and any(q["protocol"] == protocol and q["port"] <= port <= q.get("endPort", q["port"]) for q in rule["ports"])
-        for p in selecting for rule in p["spec"].get(key, [])
-    )
-
-
 def test_every_observed_flow_is_allowed() -> None:
     """Semantics of the golden output: each flow each captured pod had is allowed on its side."""
     from kubectl_netgen.identity import PeerKind, resolve_flows
@@ -103,14 +72,14 @@ def test_every_observed_flow_is_allowed() -> None:
                 remote_pod = inventory.pods_by_name.get(peer.pod) if peer.pod else None
                 port = peer.port if resolved.direction == "egress" else resolved.flow.dst_port
                 assert port is not None
-                assert _allows(policies, own, resolved.direction, str(peer.ip), remote_pod,
+                assert allows(policies, own, resolved.direction, str(peer.ip), remote_pod,
                                resolved.flow.protocol.value, port), (own.name, resolved, peer)
                 checked += 1
     assert checked > 20
     # And least privilege: something never observed is denied (checkout never calls the frontend).
     checkout = next(p for p in inventory.pods if p.name.startswith("checkout"))
     frontend = next(p for p in inventory.pods if p.name.startswith("frontend"))
-    assert not _allows(policies, checkout, "egress", frontend.ips[0].compressed, frontend, "TCP", 8080)
+    assert not allows(policies, checkout, "egress", frontend.ips[0].compressed, frontend, "TCP", 8080)
 
 
 def test_pcap_files_with_pod_option(tmp_path: Path) -> None:

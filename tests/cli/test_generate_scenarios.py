@@ -19,7 +19,7 @@ import json
 import os
 import struct
 from collections.abc import Iterable, Sequence
-from ipaddress import ip_address, ip_network
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from kubectl_netgen.inventory import read_snapshot
 from kubectl_netgen.model import Inventory, Pod
 from kubectl_netgen.pcap import Scanner
 from tests.conftest import ROOT, need, run
+from tests.policycheck import allows
 
 GOLDEN = ROOT / "tests" / "golden" / "scenarios"
 
@@ -248,35 +249,6 @@ def golden(name: str, text: str) -> None:
     assert text == path.read_text(), f"{name} differs from the golden file (NETGEN_UPDATE_GOLDEN=1 refreshes it)"
 
 
-def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
-    return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
-
-
-def _peer_matches(peer: dict[str, Any], policy_ns: str, ip: str, pod: Pod | None) -> bool:
-    if "ipBlock" in peer:
-        return ip_address(ip) in ip_network(peer["ipBlock"]["cidr"])
-    if pod is None:
-        return False
-    ns = peer.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name", policy_ns)
-    return ns == pod.namespace and _selects(peer.get("podSelector", {}), dict(pod.labels))
-
-
-def _allows(policies: list[dict[str, Any]], pod: Pod, direction: str, remote_ip: str, remote_pod: Pod | None,
-            protocol: str, port: int) -> bool:
-    """Whether ``pod``'s policies allow one side of a flow (a mini evaluator: matchLabels and ipBlocks only)."""
-    key, side = ("ingress", "from") if direction == "ingress" else ("egress", "to")
-    selecting = [p for p in policies if p["metadata"]["namespace"] == pod.namespace
-                 and _selects(p["spec"]["podSelector"], dict(pod.labels))
-                 and key.capitalize() in p["spec"]["policyTypes"]]
-    if not selecting:
-        return True
-    return any(
-        any(_peer_matches(peer, p["metadata"]["namespace"], remote_ip, remote_pod) for peer in rule[side])
-        and any(q["protocol"] == protocol and q["port"] <= port <= q.get("endPort", q["port"]) for q in rule["ports"])
-        for p in selecting for rule in p["spec"].get(key, [])
-    )
-
-
 class Outcome:
     """One ``generate`` run on a capture directory: its output, parsed, and the inventory behind it."""
 
@@ -294,7 +266,7 @@ class Outcome:
     def allows(self, own: str, direction: str, remote_ip: str, protocol: str, port: int,
                remote_pod: str | None = None) -> bool:
         remote = self.pod(remote_pod) if remote_pod else None
-        return _allows(self.policies, self.pod(own), direction, remote_ip, remote, protocol, port)
+        return allows(self.policies, self.pod(own), direction, remote_ip, remote, protocol, port)
 
     def check_observed(self) -> int:
         """Assert every flow of every capture is allowed on its side; return how many were checked."""
@@ -313,7 +285,7 @@ class Outcome:
                         remote = None  # a hostNetwork pod is its node's address to a policy
                     port = peer.port if resolved.direction == "egress" else resolved.flow.dst_port
                     assert port is not None
-                    assert _allows(self.policies, own, resolved.direction, str(peer.ip), remote,
+                    assert allows(self.policies, own, resolved.direction, str(peer.ip), remote,
                                    resolved.flow.protocol.value, port), (own.name, resolved, peer)
                     checked += 1
         assert checked, "the scenario has flows to check"
