@@ -289,16 +289,29 @@ def _reverse_names(inventory: Inventory, decoded: list[tuple[Pod, list[Flow]]], 
                    reverse: ReverseDns, warn: Warn) -> dict[IPAddress, list[str]]:
     """Add PTR names for the external peers the captures' DNS answers left unnamed."""
     from kubectl_netgen.dns import ReverseResolver, merge_names, parse_server
-    from kubectl_netgen.identity import resolve_flows
+    from kubectl_netgen.identity import Resolver, direction_of
 
     if reverse.server is not None:
         parse_server(reverse.server)  # a bad --dns-server is the user's error, whatever the capture holds
     if not reverse.enabled:
-        return names  # resolving every flow just to find unnamed peers is the costliest step of a big capture
+        return names
 
-    unnamed = sorted({peer.ip for own, flows in decoded for resolved in resolve_flows(inventory, own, flows, names)
-                      for peer in resolved.peers if peer.kind is PeerKind.EXTERNAL and not peer.names},
-                     key=lambda ip: (ip.version, int(ip)))
+    # Whether a peer is external depends on its address alone, not its port: resolve each distinct remote
+    # address once per pod rather than every flow (the callers resolve every flow afterwards, with the names).
+    found_unnamed: set[IPAddress] = set()
+    for own, flows in decoded:
+        remotes: set[tuple[IPAddress, Protocol, bool]] = set()
+        for flow in flows:
+            direction = direction_of(own, flow)
+            if direction is PolicyDirection.EGRESS:
+                remotes.add((flow.dst, flow.protocol, True))
+            elif direction is PolicyDirection.INGRESS:
+                remotes.add((flow.src, flow.protocol, False))
+        who = Resolver(inventory, own, names)
+        for ip, protocol, services in remotes:
+            found_unnamed.update(peer.ip for peer in who.resolve(ip, None, protocol, services=services)
+                                 if peer.kind is PeerKind.EXTERNAL and not peer.names)
+    unnamed = sorted(found_unnamed, key=lambda ip: (ip.version, int(ip)))
     if not unnamed:
         return names
     try:
@@ -310,7 +323,7 @@ def _reverse_names(inventory: Inventory, decoded: list[tuple[Pod, list[Flow]]], 
     found = resolver.lookup(unnamed)
     stats = resolver.stats
     if stats.failed or stats.timed_out or stats.abandoned:
-        warn(f"reverse DNS: {stats.summary()}")
+        warn(stats.summary())  # it starts with "reverse DNS:"
     return merge_names(names, found)
 
 
