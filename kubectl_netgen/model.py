@@ -31,6 +31,9 @@ class Direction(str, enum.Enum):
     """Seen: a TCP SYN or SYN+ACK, an SCTP INIT, an ICMP echo request, a UDP request and its reply."""
     GUESS = "guess"
     """Inferred from ports (listening, well-known, lower) because the opening was not captured."""
+    SOCKET = "socket"
+    """From the pod's socket tables: a connection open at the start or end of the capture; the listening
+    sockets decide which side is the server."""
 
 
 class PolicyDirection(str, enum.Enum):
