@@ -116,3 +116,25 @@ def read_capture_dir(root: Path) -> CaptureDir:
     metadata = root / METADATA_FILE
     return CaptureDir(root, cluster, tuple(found[k] for k in sorted(found)),
                       metadata if metadata.is_file() else None)
+
+
+def read_socket_tables(directory: Path) -> list[tuple[str, str, str]]:
+    """The socket tables a capture recorded for one pod: (moment, table, text) for each file present.
+
+    Args:
+        directory: The pod's ``sockets/<namespace>/<pod>`` directory.
+
+    Raises:
+        InputError: A table exists but cannot be read.
+    """
+    found = []
+    for moment in SOCKET_MOMENTS:
+        for table in SOCKET_TABLES:
+            path = directory / moment / table
+            if not path.is_file():
+                continue
+            try:
+                found.append((moment, table, path.read_text(encoding="ascii", errors="replace")))
+            except OSError as e:
+                raise InputError(f"cannot read {path}: {e.strerror or e}") from e
+    return found

@@ -171,6 +171,16 @@ def dns(ctx: typer.Context, pcaps: PcapsArg, output: OutputOpt = None, strict: S
     env.info(render.names_summary(result))
 
 
+KubeconfigOpt = Annotated[
+    Optional[str],  # noqa: UP045 - typer needs Optional on Python 3.10
+    typer.Option("--kubeconfig", help="Kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).", metavar="FILE"),
+]
+ContextOpt = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--context", help="Kubeconfig context (default: the current context).", metavar="NAME"),
+]
+
+
 @app.command()
 def snapshot(
     ctx: typer.Context,
@@ -180,15 +190,8 @@ def snapshot(
                      "else 'default'). Nodes are always read."),
     ] = None,
     all_namespaces: Annotated[bool, typer.Option("-A", "--all-namespaces", help="Read every namespace.")] = False,
-    kubeconfig: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option("--kubeconfig", help="Kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).",
-                     metavar="FILE"),
-    ] = None,
-    context: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option("--context", help="Kubeconfig context (default: the current context).", metavar="NAME"),
-    ] = None,
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
 ) -> None:
     """Print the cluster objects netgen uses as one JSON v1 List (save it for --cluster FILE).
 
@@ -232,8 +235,8 @@ SourcesArg = Annotated[list[str], typer.Argument(
     help="A capture directory (pcaps/<namespace>/<pod>.pcap + cluster.json), or pcap files with --pod.",
     metavar="CAPTURE_DIR | PCAP...")]
 ClusterOpt = Annotated[Optional[str], typer.Option(  # noqa: UP045 - typer needs Optional on Python 3.10
-    "--cluster", help="The cluster inventory (kubectl netgen snapshot -A > FILE); a capture directory has one.",
-    metavar="FILE")]
+    "--cluster", help="The cluster inventory (kubectl netgen snapshot -A > FILE); a capture directory has one. "
+    "Without either, the live cluster is read (--kubeconfig, --context).", metavar="FILE")]
 PodOpt = Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
     "--pod", help="NAMESPACE/NAME of the pod behind each pcap file, in order (repeat per file).",
     metavar="NS/NAME")]
@@ -263,6 +266,8 @@ def generate(
     no_reverse_dns: NoReverseDnsOpt = False,
     dns_server: DnsServerOpt = None,
     strict: StrictOpt = False,
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
 ) -> None:
     """Print least-privilege NetworkPolicies that allow every captured flow and nothing else.
 
@@ -274,7 +279,8 @@ def generate(
 
     env = _env(ctx)
     result = usecases.generate(
-        sources, pods=pod or (), cluster=cluster, mode=Mode(mode.value), dns_rule=not no_dns_rule,
+        sources, pods=pod or (), cluster=cluster, live=usecases.LiveCluster(kubeconfig, context),
+        mode=Mode(mode.value), dns_rule=not no_dns_rule,
         port_ranges=port_ranges, reverse=_reverse(no_reverse_dns, dns_server), stdin=_binary_stdin(env),
         strict=strict, warn=env.warn)
     if output is ManifestFormat.JSON:
@@ -294,6 +300,8 @@ def neighbors(
     no_reverse_dns: NoReverseDnsOpt = False,
     dns_server: DnsServerOpt = None,
     strict: StrictOpt = False,
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
 ) -> None:
     """Show who each captured workload talks to and who talks to it: peers, ports, protocols, DNS names.
 
@@ -304,8 +312,10 @@ def neighbors(
     from kubectl_netgen import render
 
     env = _env(ctx)
-    result = usecases.neighbors(sources, pods=pod or (), cluster=cluster, reverse=_reverse(no_reverse_dns, dns_server),
-                                stdin=_binary_stdin(env), strict=strict, warn=env.warn)
+    live = usecases.LiveCluster(kubeconfig, context)
+    result = usecases.neighbors(sources, pods=pod or (), cluster=cluster, live=live,
+                                reverse=_reverse(no_reverse_dns, dns_server), stdin=_binary_stdin(env), strict=strict,
+                                warn=env.warn)
     if _format(env, output) is OutputFormat.JSON:
         env.stdout.write(render.neighbors_json(result))
     else:

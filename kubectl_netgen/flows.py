@@ -37,6 +37,8 @@ PROTOCOLS = {
     IPPROTO_ICMP: Protocol.ICMP,
     IPPROTO_ICMPV6: Protocol.ICMPV6,
 }
+IP_PROTOCOLS = {protocol: number for number, protocol in PROTOCOLS.items()}
+"""Protocol -> IP protocol number."""
 
 # ICMP rows use the port fields for (type, identifier-or-code).
 ICMP_ECHO = {IPPROTO_ICMP: (8, 0), IPPROTO_ICMPV6: (128, 129)}
@@ -118,10 +120,6 @@ class TrafficTable:
                 merge_row(have, row)
 
 
-def _ip(packed: bytes) -> IPAddress:
-    return ip_address(packed)
-
-
 Listening = set[tuple[bytes, int, int]]
 """(address, IP protocol, port) of servers seen accepting a handshake."""
 
@@ -141,13 +139,21 @@ def listening_ports(table: TrafficTable) -> Listening:
 
 
 class _LazyListening:
-    """:func:`listening_ports`, computed on first use: most captures never need it."""
+    """:func:`listening_ports`, computed on first use (most captures never need it), plus what the caller knows.
 
-    def __init__(self, table: TrafficTable) -> None:
+    ``known`` holds listening sockets learnt elsewhere (a pod's socket tables), for any protocol.
+    """
+
+    def __init__(self, table: TrafficTable, known: Listening | frozenset[tuple[bytes, int, int]] = frozenset()) -> None:
         self.table = table
+        self.known = known
         self.found: Listening | None = None
 
     def __contains__(self, item: tuple[bytes, int, int]) -> bool:
+        if item in self.known:
+            return True
+        if item[1] == IPPROTO_UDP:
+            return False  # handshakes are TCP and SCTP only
         if self.found is None:
             self.found = listening_ports(self.table)
         return item in self.found
@@ -155,7 +161,7 @@ class _LazyListening:
 
 def _port_score(address: bytes, proto: int, port: int, listening: _LazyListening) -> int:
     """How server-like an (address, port) end looks; higher is more server-like."""
-    if proto != IPPROTO_UDP and (address, proto, port) in listening:  # handshakes are TCP/SCTP only
+    if (address, proto, port) in listening:
         return 3
     if port in CLIENT_PORTS:
         return 0
@@ -197,7 +203,9 @@ def _client_is_sender(proto: int, a: bytes, b: bytes, pa: int, pb: int, row: lis
 
 
 @dataclass
-class _FlowSum:
+class FlowSum:
+    """Counters of one flow while its rows are folded (times -1 until a row had a valid one)."""
+
     connections: int = 0
     packets: int = 0
     bytes: int = 0
@@ -206,6 +214,7 @@ class _FlowSum:
     handshake: bool = False
 
     def add(self, row: list[int] | None, back: list[int] | None = None) -> None:
+        """Add the counters of one connection's rows (either direction may be missing)."""
         for r in (row, back):
             if r is None:
                 continue
@@ -218,11 +227,13 @@ class _FlowSum:
 
 
 FlowKey = tuple[int, bytes, bytes, int | None, str]
+"""(IP protocol, client address, server address, server port or ``None`` for ICMP, kind), addresses packed."""
 
 
-def _connections(table: TrafficTable, sums: dict[FlowKey, _FlowSum]) -> None:
+def _connections(table: TrafficTable, sums: dict[FlowKey, FlowSum], known: Listening | frozenset[
+        tuple[bytes, int, int]]) -> None:
     """Fold TCP, UDP and SCTP rows: pair both directions, orient, sum per flow."""
-    listening = _LazyListening(table)
+    listening = _LazyListening(table, known)
     for proto, rows in table.rows.items():
         if proto in ICMP_ECHO:
             continue
@@ -241,56 +252,83 @@ def _connections(table: TrafficTable, sums: dict[FlowKey, _FlowSum]) -> None:
             flow_key = (proto, src, dst, dp, "connection") if sender_is_client else (proto, dst, src, sp, "connection")
             s = sums.get(flow_key)
             if s is None:
-                s = sums[flow_key] = _FlowSum()
+                s = sums[flow_key] = FlowSum()
             s.connections += 1
             if direction is Direction.HANDSHAKE:
                 s.handshake = True
-            s.add(row, back)
+            # FlowSum.add, inlined: this loop runs once per connection of a capture.
+            for r in (row, back) if back is not None else (row,):
+                s.packets += r[PACKETS]
+                s.bytes += r[BYTES]
+                if r[FIRST] >= 0 and (s.first < 0 or r[FIRST] < s.first):
+                    s.first = r[FIRST]
+                if r[LAST] > s.last:
+                    s.last = r[LAST]
 
 
-def _icmp(table: TrafficTable, sums: dict[FlowKey, _FlowSum]) -> None:
+def _icmp(table: TrafficTable, sums: dict[FlowKey, FlowSum]) -> None:
     """Fold ICMP rows: echo requests and replies pair up by identifier; other messages stand alone."""
     for proto, (request, reply) in ICMP_ECHO.items():
         rows = table.rows.get(proto, {})
         for key, row in rows.items():
             src, dst, kind, ident = split(key)
             if kind == request:
-                s = sums.setdefault((proto, src, dst, None, "echo"), _FlowSum())
+                s = sums.setdefault((proto, src, dst, None, "echo"), FlowSum())
                 s.connections += 1
                 s.handshake = True
                 s.add(row, rows.get(pack(dst, src, reply, ident)))
             elif kind == reply:
                 if pack(dst, src, request, ident) in rows:
                     continue  # counted with its request
-                s = sums.setdefault((proto, dst, src, None, "echo"), _FlowSum())
+                s = sums.setdefault((proto, dst, src, None, "echo"), FlowSum())
                 s.connections += 1
                 s.add(row)
             else:
                 name = ICMP_NAMES[proto].get(kind, f"type-{kind}")
-                s = sums.setdefault((proto, src, dst, None, name), _FlowSum())
+                s = sums.setdefault((proto, src, dst, None, name), FlowSum())
                 s.connections += 1
                 s.handshake = True
                 s.add(row)
 
 
-def flows(table: TrafficTable) -> list[Flow]:
+def fold(table: TrafficTable, listening: Listening | frozenset[tuple[bytes, int, int]] = frozenset()) -> dict[
+        FlowKey, FlowSum]:
+    """Fold a traffic table into flows, as packed keys and counters (no :class:`Flow` values, unsorted).
+
+    For callers that only need who talked to whom over a large capture; :func:`flows` builds on it.
+    ``listening`` adds (address, IP protocol, port) of sockets known to listen (from socket tables):
+    they decide the direction of connections whose opening was not captured.
+    """
+    sums: dict[FlowKey, FlowSum] = {}
+    _connections(table, sums, listening)
+    _icmp(table, sums)
+    return sums
+
+
+def flows(table: TrafficTable, listening: Listening | frozenset[tuple[bytes, int, int]] = frozenset()) -> list[Flow]:
     """Fold a traffic table into flows, sorted by protocol, server, port and client.
 
     Args:
         table: Counter rows per direction of each 5-tuple, as the decoder filled them.
+        listening: (address, IP protocol, port) of sockets known to listen (see :func:`fold`).
 
     Returns:
         One :class:`Flow` per (protocol, client, server, server port) - or per ICMP
         (client, server, kind) - with connections counted as distinct 5-tuples.
     """
-    sums: dict[FlowKey, _FlowSum] = {}
-    _connections(table, sums)
-    _icmp(table, sums)
+    addresses: dict[bytes, IPAddress] = {}  # a pod's own address is in every flow: convert each address once
+
+    def address(packed: bytes) -> IPAddress:
+        found = addresses.get(packed)
+        if found is None:
+            found = addresses[packed] = ip_address(packed)
+        return found
+
     result = [
         Flow(
             protocol=PROTOCOLS[proto],
-            src=_ip(client),
-            dst=_ip(server),
+            src=address(client),
+            dst=address(server),
             dst_port=port,
             connections=s.connections,
             packets=s.packets,
@@ -300,7 +338,7 @@ def flows(table: TrafficTable) -> list[Flow]:
             direction=Direction.HANDSHAKE if s.handshake else Direction.GUESS,
             kind=kind,
         )
-        for (proto, client, server, port, kind), s in sums.items()
+        for (proto, client, server, port, kind), s in fold(table, listening).items()
     ]
     result.sort(key=Flow.order)
     return result

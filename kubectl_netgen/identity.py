@@ -171,28 +171,69 @@ def direction_of(own: Pod, flow: Flow) -> PolicyDirection | None:
     return None
 
 
+class Lookups:
+    """Indexes over one inventory that the resolver of every captured pod needs: built once, lazily, shared.
+
+    Pass one to each :class:`Resolver` of the same inventory so that a thousand captured pods do not each
+    rebuild them.
+    """
+
+    def __init__(self, inventory: Inventory) -> None:
+        """Bind the snapshot; nothing is computed before it is needed."""
+        self.inventory = inventory
+        self.networks: tuple[IPv4Network | IPv6Network, ...] = tuple(ip_network(c) for c in inventory.pod_cidrs)
+        self._pods_by_namespace: dict[str, tuple[Pod, ...]] | None = None
+        self._host_servers: dict[tuple[str, int, Protocol], Pod] | None = None
+
+    def in_pod_network(self, ip: IPAddress) -> bool:
+        """Tell whether ``ip`` lies in one of the cluster's pod networks."""
+        return any(ip in net for net in self.networks if net.version == ip.version)
+
+    def namespace_pods(self, namespace: str) -> tuple[Pod, ...]:
+        """Every pod of ``namespace``, in inventory order."""
+        if self._pods_by_namespace is None:
+            grouped: dict[str, list[Pod]] = {}
+            for pod in self.inventory.pods:
+                grouped.setdefault(pod.namespace, []).append(pod)
+            self._pods_by_namespace = {ns: tuple(pods) for ns, pods in grouped.items()}
+        return self._pods_by_namespace.get(namespace, ())
+
+    def host_server(self, node: str, port: int | None, protocol: Protocol) -> Pod | None:
+        """The hostNetwork pod on ``node`` that declares ``port``, to name what serves on a node IP."""
+        if port is None:
+            return None
+        if self._host_servers is None:
+            self._host_servers = {}
+            for pod in self.inventory.pods:
+                if pod.host_network and pod.node is not None and pod.phase not in _GONE_PHASES:
+                    for cp in pod.ports:
+                        self._host_servers.setdefault((pod.node, cp.port, cp.protocol), pod)
+        return self._host_servers.get((node, port, protocol))
+
+
 class Resolver:
     """Resolves addresses seen from one captured pod against one inventory.
 
-    Build it once per pod and call :meth:`resolve` per address: lookups are dict hits, answers are
-    memoised, and the per-namespace pod lists the Service selector fallback needs are built lazily.
+    Build it once per pod and call :meth:`resolve` per address: lookups are dict hits and answers are
+    memoised; the indexes that the Service selector fallback and node names need live in a
+    :class:`Lookups` that the resolvers of many pods can share.
     """
 
-    def __init__(self, inventory: Inventory, own: Pod, names: Names | None = None) -> None:
+    def __init__(self, inventory: Inventory, own: Pod, names: Names | None = None,
+                 lookups: Lookups | None = None) -> None:
         """Bind the snapshot, the captured pod and the address -> names map.
 
         Args:
             inventory: The cluster snapshot.
             own: The captured pod (its IPs are "self", its node is "own node").
             names: Names for addresses, from the capture's DNS answers (and reverse DNS).
+            lookups: Indexes over ``inventory``, shared with the resolvers of other pods.
         """
         self.inventory = inventory
         self.own = own
         self.names = names or {}
         self._own_ips = frozenset(own.ips)
-        self._networks: tuple[IPv4Network | IPv6Network, ...] = tuple(ip_network(c) for c in inventory.pod_cidrs)
-        self._pods_by_namespace: dict[str, tuple[Pod, ...]] | None = None
-        self._host_servers: dict[tuple[str, int, Protocol], Pod] | None = None
+        self._lookups = lookups if lookups is not None and lookups.inventory is inventory else Lookups(inventory)
         self._memo: dict[tuple[IPAddress, int | None, Protocol, bool], tuple[Peer, ...]] = {}
 
     # ----------------------------------------------------------------------------------------- public
@@ -235,7 +276,7 @@ class Resolver:
             return self._service(service, ip, port, protocol)
         if ip in self.inventory.nodes_by_ip:
             return (self._node_peer(ip, port, protocol),)
-        if self._in_pod_network(ip):
+        if self._lookups.in_pod_network(ip):
             return (self._peer(PeerKind.UNKNOWN_POD, ip, port, protocol),)
         return (self._peer(PeerKind.EXTERNAL, ip, port, protocol, cidr=_cidr(ip)),)
 
@@ -277,7 +318,7 @@ class Resolver:
             return []  # no selector (default/kubernetes) or an empty one, which Kubernetes treats alike
         selector = dict(service.selector)
         peers: list[Peer] = []
-        for pod in self._namespace_pods(service.namespace):
+        for pod in self._lookups.namespace_pods(service.namespace):
             if pod.phase in _GONE_PHASES or not pod.ips or not _selects(selector, pod):
                 continue
             target = None if sp is None else self._target_port(sp, pod)
@@ -313,7 +354,7 @@ class Resolver:
             return self._pod_peer(pod, addr, port, protocol, via)
         node = self.inventory.nodes_by_ip.get(addr)
         host = target_pod if target_pod is not None and target_pod.host_network else None
-        if node is None and host is None and (target_pod is not None or self._in_pod_network(addr)):
+        if node is None and host is None and (target_pod is not None or self._lookups.in_pod_network(addr)):
             # A pod address no pod has now (the EndpointSlice names a pod that went away, or a stale snapshot).
             return self._peer(PeerKind.UNKNOWN_POD, addr, port, protocol, via=via)
         # Not a pod: written as an ipBlock on the backend port, even for a node (e.g. kube-apiserver).
@@ -324,7 +365,7 @@ class Resolver:
 
     def _node_peer(self, ip: IPAddress, port: int | None, protocol: Protocol) -> Peer:
         node = self.inventory.nodes_by_ip[ip]
-        server = self._host_server(node.name, port, protocol)
+        server = self._lookups.host_server(node.name, port, protocol)
         if self.own.node is not None and node.name == self.own.node:
             return self._peer(PeerKind.OWN_NODE, ip, port, protocol, server=server, node=node.name)
         return self._peer(PeerKind.NODE, ip, port, protocol, server=server, node=node.name, cidr=_cidr(ip))
@@ -355,29 +396,6 @@ class Resolver:
     def _pod_peer(self, pod: Pod, ip: IPAddress, port: int | None, protocol: Protocol, via: _Via | None = None) -> Peer:
         own = ip in self._own_ips or (pod.namespace, pod.name) == (self.own.namespace, self.own.name)
         return self._peer(PeerKind.SELF if own else PeerKind.POD, ip, port, protocol, via=via, server=pod)
-
-    def _in_pod_network(self, ip: IPAddress) -> bool:
-        return any(ip in net for net in self._networks if net.version == ip.version)
-
-    def _namespace_pods(self, namespace: str) -> tuple[Pod, ...]:
-        if self._pods_by_namespace is None:
-            grouped: dict[str, list[Pod]] = {}
-            for pod in self.inventory.pods:
-                grouped.setdefault(pod.namespace, []).append(pod)
-            self._pods_by_namespace = {ns: tuple(pods) for ns, pods in grouped.items()}
-        return self._pods_by_namespace.get(namespace, ())
-
-    def _host_server(self, node: str, port: int | None, protocol: Protocol) -> Pod | None:
-        """The hostNetwork pod on ``node`` that declares ``port``, to name what serves on a node IP."""
-        if port is None:
-            return None
-        if self._host_servers is None:
-            self._host_servers = {}
-            for pod in self.inventory.pods:
-                if pod.host_network and pod.node is not None and pod.phase not in _GONE_PHASES:
-                    for cp in pod.ports:
-                        self._host_servers.setdefault((pod.node, cp.port, cp.protocol), pod)
-        return self._host_servers.get((node, port, protocol))
 
 
 def resolve(

@@ -141,26 +141,28 @@ def policies_yaml(policies: list[dict[str, Any]], names: dict[str, list[str]] | 
     Returns:
         The YAML text, ending in a newline (empty string for no policies).
     """
-    docs = []
-    for policy in policies:
-        text = _policy_yaml(policy)
-        if names and "cidr: " in text:
-            lines = []
-            for line in text.splitlines():
-                if "cidr: " in line:
-                    key, _, value = line.strip().partition(": ")
-                    if key == "cidr" and value in names:
-                        line = f"{line}  # {', '.join(names[value])}"
-                lines.append(line)
-            text = "\n".join(lines) + "\n"
-        docs.append(text)
-    return "---\n".join(docs)
+    writer = _SpecWriter(names or {})
+    return "---\n".join(writer.policy(policy) for policy in policies)
+
+
+@functools.cache
+def _dumper() -> Any:
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        """``safe_dump``'s dumper, without anchors and aliases: manifests may share parts (see synth)."""
+
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+
+    return Dumper
 
 
 def _safe_dump(data: Any) -> str:
     import yaml
 
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True, width=120)
+    return yaml.dump(data, Dumper=_dumper(), sort_keys=False, default_flow_style=False, allow_unicode=True,
+                     width=120)
 
 
 _PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,99}")
@@ -185,52 +187,94 @@ def _scalar(value: Any) -> str:
     raise _NotPlainError
 
 
-def _block(value: Any, indent: int, out: list[str], first: str | None = None) -> None:
-    """Write a non-empty mapping or list in PyYAML's block style (2-space indent, indentless sequences).
+_SHARED_ITEMS = frozenset({"from", "to"})
+_SHARED_LISTS = frozenset({"ports"})
+"""Keys whose items (peers) or whole lists (ports) synthesis shares between rules: each is written once."""
 
-    ``first`` is the prefix of the first line (a sequence item's ``- ``), else it starts on a new line.
+
+class _SpecWriter:
+    """Writes NetworkPolicies as PyYAML's ``safe_dump`` does, byte for byte, without PyYAML for the ``spec``.
+
+    PyYAML's pure-Python emitter costs ~100 µs per rule, which dominated ``generate`` on large captures.
+    A ``spec`` holds only mappings, lists, label-like strings and numbers, so it is written directly;
+    everything else (and any value the direct writer cannot prove it writes alike) goes to PyYAML. The
+    peers and port lists that synthesis shares between rules (the same objects) are written once.
     """
-    pad = " " * indent
-    if isinstance(value, dict):
-        for key, item in value.items():
-            head = f"{first if first is not None else pad}{_scalar(key)}:"
+
+    def __init__(self, names: dict[str, list[str]]) -> None:
+        self.names = names
+        self.written: dict[tuple[int, int], tuple[Any, str]] = {}
+        """(indent, id) -> (the object, its text); holding the object keeps its id from being reused."""
+
+    def policy(self, policy: dict[str, Any]) -> str:
+        """One manifest, names commented beside its ``cidr:`` lines."""
+        spec = policy.get("spec")
+        if list(policy)[-1:] == ["spec"] and isinstance(spec, dict) and spec:
+            out = [_safe_dump({k: v for k, v in policy.items() if k != "spec"}) if len(policy) > 1 else "", "spec:\n"]
+            try:
+                self._block(spec, 2, out)
+                return "".join(out)
+            except _NotPlainError:
+                pass
+        return self._commented(_safe_dump(policy))
+
+    def _commented(self, text: str) -> str:
+        if not self.names or "cidr: " not in text:
+            return text
+        lines = []
+        for line in text.splitlines():
+            key, _, value = line.strip().partition(": ")
+            if key == "cidr" and value in self.names:
+                line = f"{line}  # {', '.join(self.names[value])}"
+            lines.append(line)
+        return "\n".join(lines) + "\n"
+
+    def _block(self, value: Any, indent: int, out: list[str], first: str | None = None) -> None:
+        """Write a non-empty mapping or list in PyYAML's block style (2-space indent, indentless sequences).
+
+        ``first`` is the prefix of the first line (a sequence item's ``- ``), else it starts on a new line.
+        """
+        pad = " " * indent
+        if isinstance(value, dict):
+            for key, item in value.items():
+                head = f"{first if first is not None else pad}{_scalar(key)}:"
+                first = None
+                if isinstance(item, (dict, list)):
+                    if not item:
+                        out.append(f"{head} {'{}' if isinstance(item, dict) else '[]'}\n")
+                        continue
+                    out.append(f"{head}\n")
+                    if key in _SHARED_LISTS and isinstance(item, list):
+                        out.append(self._shared(item, indent))
+                    elif key in _SHARED_ITEMS and isinstance(item, list):
+                        out.extend(self._shared([peer], indent) for peer in item)
+                    else:
+                        self._block(item, indent + 2 if isinstance(item, dict) else indent, out)
+                elif key == "cidr" and item in self.names:
+                    out.append(f"{head} {_scalar(item)}  # {', '.join(self.names[item])}\n")
+                else:
+                    out.append(f"{head} {_scalar(item)}\n")
+            return
+        for item in value:
+            dash = f"{first if first is not None else pad}- "
             first = None
-            if isinstance(item, (dict, list)):
-                if not item:
-                    out.append(f"{head} {'{}' if isinstance(item, dict) else '[]'}\n")
-                    continue
-                out.append(f"{head}\n")
-                _block(item, indent + 2 if isinstance(item, dict) else indent, out)
+            if isinstance(item, dict) and item:
+                self._block(item, indent + 2, out, dash)
+            elif isinstance(item, (dict, list)):
+                raise _NotPlainError  # nested or empty sequences: rare, left to PyYAML
             else:
-                out.append(f"{head} {_scalar(item)}\n")
-        return
-    for item in value:
-        dash = f"{first if first is not None else pad}- "
-        first = None
-        if isinstance(item, dict) and item:
-            _block(item, indent + 2, out, dash)
-        elif isinstance(item, (dict, list)):
-            raise _NotPlainError  # nested or empty sequences: rare, left to PyYAML
-        else:
-            out.append(f"{dash}{_scalar(item)}\n")
+                out.append(f"{dash}{_scalar(item)}\n")
 
-
-def _policy_yaml(policy: dict[str, Any]) -> str:
-    """One manifest as PyYAML's ``safe_dump`` writes it, byte for byte.
-
-    PyYAML's pure-Python emitter costs ~100 µs per rule, which dominates ``generate`` on large captures.
-    The ``spec`` holds only mappings, lists, label-like strings and numbers, so it is written directly;
-    everything else (and any ``spec`` value the direct writer cannot prove it writes alike) goes to PyYAML.
-    """
-    spec = policy.get("spec")
-    if list(policy)[-1:] != ["spec"] or not isinstance(spec, dict) or not spec:
-        return _safe_dump(policy)
-    out = [_safe_dump({k: v for k, v in policy.items() if k != "spec"}) if len(policy) > 1 else "", "spec:\n"]
-    try:
-        _block(spec, 2, out)
-    except _NotPlainError:
-        return _safe_dump(policy)
-    return "".join(out)
+    def _shared(self, items: list[Any], indent: int) -> str:
+        """The text of a list written at ``indent``; lists of one shared item are keyed by that item."""
+        obj = items[0] if len(items) == 1 and isinstance(items[0], dict) else items
+        key = (indent, id(obj))
+        found = self.written.get(key)
+        if found is None or found[0] is not obj:
+            part: list[str] = []
+            self._block(items, indent, part)
+            found = self.written[key] = (obj, "".join(part))
+        return found[1]
 
 
 def policies_json(policies: list[dict[str, Any]]) -> str:

@@ -16,6 +16,7 @@ Pure: observations in, ``networking.k8s.io/v1`` NetworkPolicy manifests (plain d
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -55,9 +56,22 @@ class PolicyPeer:
 
     def sort_key(self) -> tuple[int, str, str, str]:
         """Selectors before IP blocks; then by namespace, selector and address."""
+        return self._sort_key
+
+    @functools.cached_property
+    def _sort_key(self) -> tuple[int, str, str, str]:
+        # Cached: a large capture puts one peer into the rules of many workloads.
         if self.cidr is not None:
             return (1, "", "", _cidr_key(self.cidr))
         return (0, self.namespace or "", json.dumps(selector_manifest(self.selector), sort_keys=True), "")
+
+    @functools.cached_property
+    def _hash(self) -> int:
+        return hash((self.namespace, self.selector, self.cidr, self.names))
+
+    def __hash__(self) -> int:
+        """The fields' hash, computed once: peers are dictionary keys in every workload's rules."""
+        return self._hash
 
 
 @dataclass(frozen=True)
@@ -73,6 +87,10 @@ class Observation:
     """Ingress: the workload's own (server) port. Egress: the peer's port, translated to the backend."""
 
 
+Allowed = tuple[PolicyDirection, PolicyPeer, Protocol, int]
+"""What one workload's policy must allow: an :class:`Observation` without its workload."""
+
+
 def _cidr_key(cidr: str) -> str:
     from ipaddress import ip_network
 
@@ -84,14 +102,15 @@ def selector_manifest(selector: LabelSelector | None) -> dict[str, Any]:
     """A label selector as it stands in a manifest (``{}`` selects everything)."""
     if selector is None:
         return {}
+    if not selector.match_expressions:  # the common case, kept short: one call per rule of a large policy set
+        return {"matchLabels": dict(selector.match_labels)} if selector.match_labels else {}
     out: dict[str, Any] = {}
     if selector.match_labels:
         out["matchLabels"] = dict(selector.match_labels)
-    if selector.match_expressions:
-        out["matchExpressions"] = [
-            {"key": r.key, "operator": r.operator, **({"values": list(r.values)} if r.values else {})}
-            for r in selector.match_expressions
-        ]
+    out["matchExpressions"] = [
+        {"key": r.key, "operator": r.operator, **({"values": list(r.values)} if r.values else {})}
+        for r in selector.match_expressions
+    ]
     return out
 
 
@@ -115,26 +134,60 @@ def _peer_manifest(peer: PolicyPeer, own_namespace: str) -> dict[str, Any]:
 
 
 def _ports_manifest(ports: Iterable[tuple[Protocol, int]], ranges: bool) -> list[dict[str, Any]]:
-    ordered = sorted(set(ports), key=lambda p: (p[0].value, p[1]))
     out: list[dict[str, Any]] = []
-    for protocol, port in ordered:
-        last = out[-1] if out else None
-        if (ranges and last is not None and last["protocol"] == protocol.value
-                and last.get("endPort", last["port"]) == port - 1):
+    last: dict[str, Any] | None = None
+    for protocol, port in sorted(set(ports)):  # Protocol is a str enum: sorts by its value
+        name = protocol.value
+        if ranges and last is not None and last["protocol"] == name and last.get("endPort", last["port"]) == port - 1:
             last["endPort"] = port
             continue
-        out.append({"protocol": protocol.value, "port": port})
+        last = {"protocol": name, "port": port}
+        out.append(last)
     return out
 
 
-def _rules(observations: Iterable[Observation], own_namespace: str, ranges: bool) -> list[dict[str, Any]]:
-    by_peer: dict[PolicyPeer, set[tuple[Protocol, int]]] = {}
-    for o in observations:
-        by_peer.setdefault(o.peer, set()).add((o.protocol, o.port))
-    return [
-        {"peer": _peer_manifest(peer, own_namespace), "ports": _ports_manifest(ports, ranges)}
-        for peer, ports in sorted(by_peer.items(), key=lambda item: item[0].sort_key())
-    ]
+class _Manifests:
+    """The peer and port manifests of one policy set, each distinct one built once and then shared.
+
+    A large capture gives thousands of rules naming the same few peers and ports; sharing their
+    manifests (plain dicts and lists, never changed after this) saves building them again and lets
+    the renderer write each once.
+    """
+
+    def __init__(self, ranges: bool) -> None:
+        self.ranges = ranges
+        self.peers: dict[tuple[PolicyPeer, bool], dict[str, Any]] = {}
+        self.ports: dict[frozenset[tuple[Protocol, int]], list[dict[str, Any]]] = {}
+
+    def peer(self, peer: PolicyPeer, own_namespace: str) -> dict[str, Any]:
+        key = (peer, peer.namespace == own_namespace)
+        found = self.peers.get(key)
+        if found is None:
+            found = self.peers[key] = _peer_manifest(peer, own_namespace)
+        return found
+
+    def port_list(self, ports: set[tuple[Protocol, int]]) -> list[dict[str, Any]]:
+        key = frozenset(ports)
+        found = self.ports.get(key)
+        if found is None:
+            found = self.ports[key] = _ports_manifest(key, self.ranges)
+        return found
+
+    def rules(self, allowed: Iterable[Allowed], own_namespace: str, side: str,
+              names: dict[str, list[str]]) -> list[dict[str, Any]]:
+        """One rule per peer (``side``: ``from`` or ``to``) with all its ports; IP-block names go into ``names``."""
+        by_peer: dict[PolicyPeer, set[tuple[Protocol, int]]] = {}
+        for _, peer, protocol, port in allowed:
+            ports = by_peer.get(peer)
+            if ports is None:
+                ports = by_peer[peer] = set()
+            ports.add((protocol, port))
+        rules = []
+        for peer in sorted(by_peer, key=PolicyPeer.sort_key):
+            if peer.cidr is not None and peer.names:
+                names[peer.cidr] = sorted(set(names.get(peer.cidr, ())) | set(peer.names))
+            rules.append({side: [self.peer(peer, own_namespace)], "ports": self.port_list(by_peer[peer])})
+        return rules
 
 
 def synthesize(
@@ -157,32 +210,54 @@ def synthesize(
     Returns:
         NetworkPolicy manifests, sorted by namespace and name.
     """
-    grouped: dict[Workload, list[Observation]] = {w: [] for w in workloads}
+    grouped: dict[Workload, list[Allowed]] = {w: [] for w in workloads}
     for o in observations:
-        grouped.setdefault(o.workload, []).append(o)
+        grouped.setdefault(o.workload, []).append((o.direction, o.peer, o.protocol, o.port))
+    return policies_for(grouped, mode=mode, dns=dns, port_ranges=port_ranges)
+
+
+def policies_for(
+    allowed: Mapping[Workload, Iterable[Allowed]],
+    *,
+    mode: Mode = Mode.BOTH,
+    dns: PolicyPeer | None = None,
+    port_ranges: bool = False,
+) -> list[dict[str, Any]]:
+    """Like :func:`synthesize`, from what each workload must allow, already grouped by workload.
+
+    Args:
+        allowed: Per captured workload, what its policy must allow (possibly nothing: deny all).
+        mode: Which directions to restrict.
+        dns: The cluster DNS pods; when given, egress to them on UDP and TCP 53 is always allowed.
+        port_ranges: Merge consecutive ports of a peer into ``port``/``endPort`` ranges.
+
+    Returns:
+        NetworkPolicy manifests, sorted by namespace and name. Rules naming the same peer or the same
+        ports share those parts (the same dict or list object): copy a manifest before changing it.
+    """
+    manifests = _Manifests(port_ranges)
     policies: list[dict[str, Any]] = []
-    for workload, seen in grouped.items():
+    for workload, seen in allowed.items():
         namespace = workload.ref.namespace
+        inbound: list[Allowed] = []
+        outbound: list[Allowed] = []
+        for item in seen:
+            (outbound if item[0] is PolicyDirection.EGRESS else inbound).append(item)
         types: list[str] = []
         spec: dict[str, Any] = {"podSelector": selector_manifest(workload.selector), "policyTypes": types}
         external: dict[str, list[str]] = {}
         if mode in (Mode.BOTH, Mode.INGRESS):
             types.append("Ingress")
-            inbound = [o for o in seen if o.direction is PolicyDirection.INGRESS]
-            rules = _rules(inbound, namespace, port_ranges)
+            rules = manifests.rules(inbound, namespace, "from", external)
             if rules:
-                spec["ingress"] = [{"from": [r["peer"]], "ports": r["ports"]} for r in rules]
-            _collect_names(inbound, external)
+                spec["ingress"] = rules
         if mode in (Mode.BOTH, Mode.EGRESS):
             types.append("Egress")
-            outbound = [o for o in seen if o.direction is PolicyDirection.EGRESS]
             if dns is not None:
-                outbound += [Observation(workload, PolicyDirection.EGRESS, dns, proto, port)
-                             for proto, port in DNS_PORTS]
-            rules = _rules(outbound, namespace, port_ranges)
+                outbound += [(PolicyDirection.EGRESS, dns, proto, port) for proto, port in DNS_PORTS]
+            rules = manifests.rules(outbound, namespace, "to", external)
             if rules:
-                spec["egress"] = [{"to": [r["peer"]], "ports": r["ports"]} for r in rules]
-            _collect_names(outbound, external)
+                spec["egress"] = rules
         metadata: dict[str, Any] = {"name": policy_name(workload), "namespace": namespace,
                                     "labels": dict(MANAGED_BY)}
         if external:
@@ -194,12 +269,6 @@ def synthesize(
                          "spec": spec})
     policies.sort(key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"]))
     return policies
-
-
-def _collect_names(observations: Iterable[Observation], into: dict[str, list[str]]) -> None:
-    for o in observations:
-        if o.peer.cidr is not None and o.peer.names:
-            into[o.peer.cidr] = sorted(set(into.get(o.peer.cidr, [])) | set(o.peer.names))
 
 
 def external_names(policies: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:

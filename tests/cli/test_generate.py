@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from kubectl_netgen.errors import ExitStatus
 from kubectl_netgen.flows import flows as fold
 from kubectl_netgen.inventory import read_snapshot
 from kubectl_netgen.pcap import Scanner
@@ -75,11 +76,22 @@ def test_every_observed_flow_is_allowed() -> None:
                 assert allows(policies, own, resolved.direction, str(peer.ip), remote_pod,
                                resolved.flow.protocol.value, port), (own.name, resolved, peer)
                 checked += 1
-    assert checked > 20
-    # And least privilege: something never observed is denied (checkout never calls the frontend).
-    checkout = next(p for p in inventory.pods if p.name.startswith("checkout"))
-    frontend = next(p for p in inventory.pods if p.name.startswith("frontend"))
+    assert checked > 50
+    # And least privilege: something never observed is denied.
+    checkout, frontend, gateway, notifier, operator, db = (
+        next(p for p in inventory.pods if p.name.startswith(prefix))
+        for prefix in ("checkout-", "frontend-", "gateway-", "notifier-", "shop-operator-", "db-0"))
+    # Checkout never calls the frontend.
     assert not allows(policies, checkout, "egress", frontend.ips[0].compressed, frontend, "TCP", 8080)
+    # Policies see the gateway's targetPort, never the Service port checkout dialed.
+    assert allows(policies, checkout, "egress", gateway.ips[0].compressed, gateway, "TCP", 8080)
+    assert not allows(policies, checkout, "egress", gateway.ips[0].compressed, gateway, "TCP", 80)
+    # The payments namespace reaches checkout, but not the shop's database.
+    assert allows(policies, checkout, "ingress", notifier.ips[0].compressed, notifier, "TCP", 8080)
+    assert not allows(policies, db, "ingress", notifier.ips[0].compressed, notifier, "TCP", 5432)
+    # The operator reaches the API server on its endpoint (node-a:6443), not the other node.
+    assert allows(policies, operator, "egress", "10.250.0.11", None, "TCP", 6443)
+    assert not allows(policies, operator, "egress", "10.250.0.12", None, "TCP", 6443)
 
 
 def test_pcap_files_with_pod_option(tmp_path: Path) -> None:
@@ -93,7 +105,6 @@ def test_pcap_files_with_pod_option(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("args", "message"), [
     (("x.pcap",), "1 pcap file(s) but 0 --pod option(s)"),
     (("x.pcap", "--pod", "nopod"), "--pod 'nopod' is not NAMESPACE/NAME"),
-    (("x.pcap", "--pod", "shop/x"), "no cluster inventory: pass --cluster FILE"),
 ])
 def test_input_errors(args: tuple[str, ...], message: str) -> None:
     result = run("generate", *args)
@@ -166,3 +177,32 @@ def test_reverse_dns_names_unnamed_external_peers(tmp_path: Path) -> None:
     assert server.queries, "the lookup went to the test's server"
     bad = run(*args, "--dns-server", "not-an-ip")
     assert bad.exit_code == 3 and "DNS server" in bad.stderr
+
+
+def _pcaps_and_pods(root: Path) -> list[str]:
+    pcaps = sorted((root / "pcaps").rglob("*.pcap"))
+    return [str(p) for p in pcaps] + [arg for p in pcaps for arg in ("--pod", f"{p.parent.name}/{p.stem}")]
+
+
+def test_without_a_cluster_file_the_live_cluster_is_read(tmp_path: Path) -> None:
+    """pcaps + --pod and no --cluster: the inventory comes from the API server, and the policies are the same."""
+    from tests.cluster.apiserver import ApiServer
+
+    with ApiServer(json.loads((SHOP / "cluster.json").read_text())) as api:
+        kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig")
+        live = run("generate", *_pcaps_and_pods(SHOP), "--kubeconfig", kubeconfig, "--no-reverse-dns")
+        api.deny("list", "endpointslices")
+        denied = run("generate", *_pcaps_and_pods(SHOP), "--kubeconfig", kubeconfig, "--no-reverse-dns")
+    assert live.exit_code == 0, live.stderr
+    assert live.stdout == run("generate", str(SHOP), "--no-reverse-dns").stdout
+    assert denied.exit_code == ExitStatus.FORBIDDEN and denied.stdout == ""
+    assert 'grant verb "list" on resource "endpointslices"' in denied.stderr, denied.stderr
+
+
+def test_without_a_cluster_file_or_kubeconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    result = run("generate", *_pcaps_and_pods(SHOP), "--no-reverse-dns")
+    assert result.exit_code == ExitStatus.CLUSTER and result.stdout == ""
+    assert "--cluster FILE" in result.stderr and result.stderr.count("\n") == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,13 +43,20 @@ def test_json_is_the_default_off_a_terminal_and_sorted_by_workload() -> None:
     data = json.loads(result.stdout)
     assert [(w["workload"]["namespace"], w["workload"]["kind"], w["workload"]["name"]) for w in data] == [
         ("kube-system", "Deployment", "coredns"),
+        ("payments", "Deployment", "gateway"),
+        ("payments", "Deployment", "notifier"),
         ("shop", "CronJob", "smoke"),
+        ("shop", "Deployment", "cache"),
+        ("shop", "Deployment", "cart"),
+        ("shop", "Deployment", "catalog"),
         ("shop", "Deployment", "checkout"),
         ("shop", "Deployment", "frontend"),
+        ("shop", "Deployment", "shop-operator"),
+        ("shop", "Deployment", "statsd"),
         ("shop", "StatefulSet", "db"),
     ]
-    assert result.stderr == ("5 workload(s): 9 egress and 10 ingress neighbours from 25 flows and 4045 packets "
-                             "in 6 capture(s)\n")
+    assert result.stderr == ("12 workload(s): 26 egress and 32 ingress neighbours from 69 flows and 3367 packets "
+                             "in 13 capture(s)\n")
 
 
 def test_frontend_exact() -> None:
@@ -57,28 +65,55 @@ def test_frontend_exact() -> None:
     assert frontend["pods"] == ["frontend-7lgxpl29pv-jsshd", "frontend-7lgxpl29pv-s58x6"]
     # Both pods' flows are summed per peer; Services are resolved to their backends' workload and targetPort.
     assert frontend["egress"] == [
-        entry(peer("external", ip="203.0.113.10", names=["api.payments.example.com", "edge.payments.example.net"]),
-              "TCP", 443, None, 36, 362, 20192),
         entry(peer("pod", namespace="kube-system", workload=("Deployment", "coredns"), service="kube-system/kube-dns"),
-              "UDP", 53, 53, 180, 720, 78840),
+              "UDP", 53, 53, 36, 144, 13356),
+        entry(peer("pod", namespace="shop", workload=("Deployment", "cart"), service="shop/cart"),
+              "TCP", 8080, 8080, 9, 90, 6129),
+        entry(peer("pod", namespace="shop", workload=("Deployment", "catalog"), service="shop/catalog"),
+              "TCP", 8080, 8080, 9, 90, 6156),
         entry(peer("pod", namespace="shop", workload=("Deployment", "checkout"), service="shop/checkout"),
-              "TCP", 8080, 8080, 36, 360, 24660),
+              "TCP", 8080, 8080, 9, 90, 6165),
+        entry(peer("pod", namespace="shop", workload=("Deployment", "statsd"), service="shop/statsd"),
+              "UDP", 9125, 8125, 9, 18, 972),
     ]
     # Kubelet probes from each pod's own node are kept (kind own-node), though generate writes no rule for them.
     assert frontend["ingress"] == [
-        entry(peer("own-node", ip="10.250.0.11", node="node-a"), "TCP", 8080, None, 9, 90, 6255),
-        entry(peer("own-node", ip="10.250.0.12", node="node-b"), "TCP", 8080, None, 9, 90, 6255),
-        entry(peer("pod", namespace="shop", workload=("CronJob", "smoke")), "TCP", 8080, None, 5, 50, 3425),
+        entry(peer("own-node", ip="10.250.0.11", node="node-a"), "TCP", 8080, None, 5, 50, 3475),
+        entry(peer("own-node", ip="10.250.0.12", node="node-b"), "TCP", 8080, None, 5, 50, 3475),
+        entry(peer("pod", namespace="shop", workload=("CronJob", "smoke")), "TCP", 8080, None, 3, 30, 2055),
     ]
 
 
 def test_service_port_differs_from_target_port_and_pod_names() -> None:
     by_name = {w["workload"]["name"]: w for w in neighbors_json()}
     [to_frontend] = [e for e in by_name["smoke"]["egress"] if e["peer"]["service"] == "shop/frontend"]
-    assert (to_frontend["port"], to_frontend["service_port"]) == (8080, 80)
+    assert (to_frontend["port"], to_frontend["service_port"]) == (8080, 80)  # a named targetPort
+    [to_cache] = [e for e in by_name["cart"]["egress"] if e["peer"]["service"] == "shop/cache"]
+    assert (to_cache["port"], to_cache["service_port"]) == (6379, 6379)  # a named targetPort, the same number
+    [to_statsd] = [e for e in by_name["checkout"]["egress"] if e["peer"]["service"] == "shop/statsd"]
+    assert (to_statsd["protocol"], to_statsd["port"], to_statsd["service_port"]) == ("UDP", 9125, 8125)
     # A headless Service's DNS name names the pod peer it was answered for.
     assert {e["peer"]["workload"]["name"]: e["peer"]["names"] for e in by_name["checkout"]["egress"]
-            if e["peer"]["kind"] == "pod"} == {"coredns": [], "db": ["db.shop.svc.cluster.local"]}
+            if e["peer"]["kind"] == "pod"} == {"coredns": [], "gateway": [], "cart": [], "statsd": [],
+                                               "db": ["db.shop.svc.cluster.local"]}
+
+
+def test_cross_namespace_externals_and_the_api_server() -> None:
+    by_name = {w["workload"]["name"]: w for w in neighbors_json()}
+    gateway = by_name["gateway"]
+    # Called from the other namespace through its Service (port 80 -> 8080), and from its own.
+    assert [(e["peer"]["namespace"], e["peer"]["workload"]["name"], e["port"]) for e in gateway["ingress"]
+            if e["peer"]["kind"] == "pod"] == [("payments", "notifier", 8080), ("shop", "checkout", 8080)]
+    # External peers are named by the DNS answers the pod saw, CNAME chains included.
+    assert [(e["peer"]["ip"], e["port"], e["peer"]["names"]) for e in gateway["egress"]
+            if e["peer"]["kind"] == "external"] == [
+        ("198.51.100.20", 5432, ["ledger-db.example.com", "pg-primary.ledger.example.net"]),
+        ("203.0.113.10", 443, ["api.payments.example.com", "edge.payments.example.net"]),
+    ]
+    # kubernetes.default (10.96.0.1:443) has no selector: its endpoint, the API server on node-a, is the peer.
+    [api] = [e for e in by_name["shop-operator"]["egress"] if e["peer"]["service"] == "default/kubernetes"]
+    assert api == entry(peer("service-endpoint-ip", service="default/kubernetes", ip="10.250.0.11", node="node-a"),
+                        "TCP", 6443, 443, 5, 51, 2842)
 
 
 def test_pcap_files_with_pod_option() -> None:
@@ -87,7 +122,7 @@ def test_pcap_files_with_pod_option() -> None:
     assert result.exit_code == 0, result.stderr
     [workload] = json.loads(result.stdout)
     assert workload["pods"] == [frontend.stem]
-    assert [e["connections"] for e in workload["egress"]] == [18, 90, 18]
+    assert [e["connections"] for e in workload["egress"]] == [16, 4, 4, 4, 4]
 
 
 def test_table_on_a_terminal() -> None:
@@ -95,25 +130,30 @@ def test_table_on_a_terminal() -> None:
     assert result.exit_code == 0, result.stderr
     lines = [line.rstrip() for line in result.stdout.splitlines()]
     start = lines.index("shop/frontend (Deployment), pods: frontend-7lgxpl29pv-jsshd, frontend-7lgxpl29pv-s58x6")
-    table = [line.split() for line in lines[start + 1:start + 8]]
+    table = [line.split() for line in lines[start + 1:start + 10]]
     assert table[0] == ["DIRECTION", "PEER", "KIND", "PROTO", "PORT", "CONNS"]
     assert table[1:] == [
-        "egress 203.0.113.10 api.payments.example.com, edge.payments.example.net external TCP 443 36".split(),
-        "egress kube-system/coredns (Deployment) via Service kube-system/kube-dns:53 pod UDP 53 180".split(),
-        "egress shop/checkout (Deployment) via Service shop/checkout:8080 pod TCP 8080 36".split(),
-        "ingress node node-a own-node TCP 8080 9".split(),
-        "ingress node node-b own-node TCP 8080 9".split(),
-        "ingress shop/smoke (CronJob) pod TCP 8080 5".split(),
+        "egress kube-system/coredns (Deployment) via Service kube-system/kube-dns:53 pod UDP 53 36".split(),
+        "egress shop/cart (Deployment) via Service shop/cart:8080 pod TCP 8080 9".split(),
+        "egress shop/catalog (Deployment) via Service shop/catalog:8080 pod TCP 8080 9".split(),
+        "egress shop/checkout (Deployment) via Service shop/checkout:8080 pod TCP 8080 9".split(),
+        "egress shop/statsd (Deployment) via Service shop/statsd:8125 pod UDP 9125 9".split(),
+        "ingress node node-a own-node TCP 8080 5".split(),
+        "ingress node node-b own-node TCP 8080 5".split(),
+        "ingress shop/smoke (CronJob) pod TCP 8080 3".split(),
     ]
+    assert lines[start + 10] == ""  # the table ends there
+    start = lines.index("shop/shop-operator (Deployment), pods: shop-operator-4pcnwd9lbd-sj7cm")
+    assert lines[start + 3].split() == (
+        "egress node node-a via Service default/kubernetes:443 service-endpoint-ip TCP 6443 5".split())
     assert not result.stdout.lstrip().startswith("[")
-    assert "neighbours from 25 flows" in result.stderr
+    assert "neighbours from 69 flows" in result.stderr
     assert run("neighbors", SHOP, "-o", "json", tty=True).stdout == run("neighbors", SHOP).stdout
 
 
 @pytest.mark.parametrize(("args", "message"), [
     (("x.pcap",), "1 pcap file(s) but 0 --pod option(s)"),
     (("x.pcap", "--pod", "nopod"), "--pod 'nopod' is not NAMESPACE/NAME"),
-    (("x.pcap", "--pod", "shop/x"), "no cluster inventory: pass --cluster FILE"),
     ((str(SHOP), "--pod", "shop/x"), "--pod is for pcap files"),
 ])
 def test_input_errors(args: tuple[str, ...], message: str) -> None:
@@ -127,3 +167,15 @@ def test_no_sources_is_a_usage_error() -> None:
     result = run("neighbors")
     assert result.exit_code == 2
     assert result.stdout == ""
+
+
+def test_without_a_cluster_file_the_live_cluster_is_read(tmp_path: Path) -> None:
+    from tests.cluster.apiserver import ApiServer
+
+    pcaps = sorted((SHOP / "pcaps").rglob("*.pcap"))
+    args = [str(p) for p in pcaps] + [arg for p in pcaps for arg in ("--pod", f"{p.parent.name}/{p.stem}")]
+    with ApiServer(json.loads((SHOP / "cluster.json").read_text())) as api:
+        live = run("neighbors", *args, "--kubeconfig", api.write_kubeconfig(tmp_path / "kubeconfig"), "-o", "json",
+                   "--no-reverse-dns")
+    assert live.exit_code == 0, live.stderr
+    assert live.stdout == run("neighbors", SHOP, "-o", "json", "--no-reverse-dns").stdout

@@ -29,8 +29,8 @@ def test_quickstart_generate_prints_only_policies() -> None:
     result = run("generate", ROOT / "examples" / "shop")
     assert result.exit_code == 0 and "warning" not in result.stderr
     docs = list(yaml.safe_load_all(result.stdout))
-    assert [d["kind"] for d in docs] == ["NetworkPolicy"] * 5
-    assert result.stderr.startswith("5 NetworkPolicies for 5 workload(s)")
+    assert [d["kind"] for d in docs] == ["NetworkPolicy"] * 12
+    assert result.stderr.startswith("12 NetworkPolicies for 12 workload(s)")
 
 
 def test_quickstart_flows() -> None:

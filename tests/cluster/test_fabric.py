@@ -195,6 +195,19 @@ def test_workloads_talk_by_service_name(fabric: Fabric, root_netns: None) -> Non
     assert not any(f"served tcp 443 {front.ip}" in line for line in edge)
 
 
+def test_kubernetes_default_reaches_the_api_server_endpoint(fabric: Fabric, root_netns: None) -> None:
+    # 10.96.0.1:443 is DNAT'ed to node-a's 10.250.0.11:6443, where the fabric runs a TLS-like listener.
+    checkout = fabric.pods_of("shop", "checkout")[0]
+    assert checkout.node == "node-b"  # routed to the other node, without masquerading
+    _, reply = in_pod(fabric, checkout, _CONNECT, "kubernetes.default", "443", "client hello")
+    assert reply.endswith("server")  # the listener's TLS-like record
+    served = fabric.system_procs["apiserver-node-a"].lines  # read as the listener prints them
+    deadline = time.monotonic() + 5
+    while not any(f"served tcp 6443 {checkout.ip}" in line for line in served) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert any(f"served tcp 6443 {checkout.ip}" in line for line in served), served[-5:]
+
+
 def test_prober_comes_from_the_node_ip(fabric: Fabric, root_netns: None, tmp_path: Path) -> None:
     pod = on_node(fabric, "frontend", "node-a")
     node_ip = fabric.node_ip("node-a")

@@ -68,6 +68,17 @@ def test_mid_connection_tcp_uses_a_port_seen_listening() -> None:
     assert [(f.dst_port, f.direction) for f in old] == [(30000, Direction.GUESS)]
 
 
+@pytest.mark.parametrize("proto", [IPPROTO_TCP, IPPROTO_UDP])
+def test_known_listening_sockets_orient_connections_without_a_handshake(proto: int) -> None:
+    # Both ports ephemeral and the peer spoke first: alone, that makes the pod's 45000 the server's port.
+    t = table((proto, pack(POD, SVC, 45000, 50000), row(3, first=2_000)),
+              (proto, pack(SVC, POD, 50000, 45000), row(3, first=1_000)))
+    [guessed] = flows(t)
+    assert (str(guessed.dst), guessed.dst_port) == ("10.244.1.5", 45000)
+    [known] = flows(t, frozenset({(SVC, proto, 50000)}))  # the peer's socket table: it listens on 50000
+    assert (str(known.src), str(known.dst), known.dst_port) == ("10.244.1.5", "10.244.2.9", 50000)
+
+
 @pytest.mark.parametrize(("a_port", "b_port", "server_port"), [
     (5432, 51000, 5432),   # well-known beats ephemeral
     (45000, 6379, 6379),

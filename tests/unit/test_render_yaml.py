@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -30,6 +32,21 @@ observations = st.lists(st.builds(Observation, workloads, st.sampled_from(list(P
 @given(observations=observations, mode=st.sampled_from(list(Mode)), ranges=st.booleans())
 def test_fast_writer_matches_pyyaml(observations: list[Observation], mode: Mode, ranges: bool) -> None:
     policies = synthesize(observations, mode=mode, port_ranges=ranges)
+    # Synthesis shares peer and port manifests between rules; PyYAML would write those as aliases (&id001).
+    unshared = json.loads(json.dumps(policies))
     expected = "---\n".join(
-        yaml.safe_dump(p, sort_keys=False, default_flow_style=False, allow_unicode=True, width=120) for p in policies)
+        yaml.safe_dump(p, sort_keys=False, default_flow_style=False, allow_unicode=True, width=120) for p in unshared)
     assert policies_yaml(policies) == expected
+
+
+def test_shared_parts_are_never_written_as_aliases() -> None:
+    """A policy PyYAML writes (a label value the direct writer leaves to it) has its shared parts in full."""
+    web = Workload(WorkloadRef(WorkloadKind.DEPLOYMENT, "shop", "web"), LabelSelector((("enabled", "true"),)))
+    db = PolicyPeer("shop", LabelSelector((("app", "db"),)))
+    policies = synthesize([Observation(web, PolicyDirection.EGRESS, db, Protocol.TCP, 5432),
+                           Observation(web, PolicyDirection.INGRESS, db, Protocol.TCP, 5432)])
+    spec = policies[0]["spec"]
+    assert spec["ingress"][0]["from"][0] is spec["egress"][0]["to"][0]  # shared, as synthesis builds them
+    text = policies_yaml(policies)
+    assert "&" not in text and "*" not in text
+    assert text.count("app: db") == 2 and "enabled: 'true'" in text

@@ -19,7 +19,8 @@
   ``nsswitch.conf``), so glibc in ``ip netns exec`` resolves through it, search domains and ndots included;
 * workloads: every pod runs a small bounded process (servers on its container ports, client loops
   calling Services by DNS name every half second, a UDP exchange); a hostNetwork DaemonSet pod on node-b;
-  a kubelet-like prober per node hitting pods' readiness ports from the node IP every second;
+  a kubelet-like prober per node hitting pods' readiness ports from the node IP every second; a TLS-like
+  listener on node-a's 10.250.0.11:6443, the endpoint of ``default/kubernetes`` (the API server);
 * :attr:`Fabric.objects`: the Kubernetes objects describing exactly what runs, as ``kubectl get … -A -o
   json`` would list them.
 
@@ -34,6 +35,7 @@ what it built and waits for Ctrl-C.
 The package, along its seams:
 
 * :mod:`.layout`: the declarative cluster (nodes, externals, controllers, Services) and the naming rules;
+* :mod:`.shop`: a richer layout, the one ``examples/shop`` is recorded in;
 * :mod:`.services`: pure Service data plane: endpoints, kube-proxy and masquerade rules, the DNS zone;
 * :mod:`.topology`: namespaces, bridges, veths, routes, the nftables guard and ``/etc/netns`` files;
 * :mod:`.scripts`: the programs run inside the namespaces (workloads, probers, the DNS server);

@@ -207,6 +207,11 @@ class Fabric:
                                f"external {ext.name}")
             self.system_procs[f"external-{ext.name}"] = proc
             started.append(proc)
+        for node, servers in self._node_endpoint_servers().items():
+            cfg = {"lifetime": self.lifetime, "bind": self.nodes[node].ip, "servers": servers}
+            proc = self._spawn(self.node_netns(node), [PYTHON, "-c", WORKLOAD, json.dumps(cfg)], f"apiserver {node}")
+            self.system_procs[f"apiserver-{node}"] = proc
+            started.append(proc)
         for pod in sorted(self.pods.values(), key=lambda p: p.ip):
             if pod in dns_pods:
                 continue
@@ -233,6 +238,25 @@ class Fabric:
                                f"prober {node.name}")
             self.system_procs[f"prober-{node.name}"] = proc
             proc.expect("^ready$", timeout=15)
+
+    def _node_endpoint_servers(self) -> dict[str, list[dict[str, Any]]]:
+        """TLS-like servers per node for the endpoints of Services without selector that are node addresses.
+
+        That is ``default/kubernetes``: kube-apiserver listens on the control-plane node's address
+        (hostNetwork), so a pod calling ``kubernetes.default`` reaches a real listener there.
+        """
+        by_ip = {n.ip: n.name for n in self.nodes.values()}
+        servers: dict[str, list[dict[str, Any]]] = {}
+        for svc in self.services:
+            if svc.selector is not None:
+                continue
+            for addr in svc.endpoints:
+                if addr not in by_ip:
+                    continue
+                ports = servers.setdefault(by_ip[addr], [])
+                ports += [{"port": int(target), "kind": "tls"} for _, _, target, proto in svc.ports
+                          if proto == "TCP" and {"port": int(target), "kind": "tls"} not in ports]
+        return servers
 
     def spawn_in_pod(self, namespace: str, name: str, argv: Sequence[str],
                      env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:

@@ -22,13 +22,15 @@ import json, socket, sys, threading, time
 cfg = json.loads(sys.argv[1])
 deadline = time.monotonic() + float(cfg["lifetime"])
 REPLY = {"http": b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n",
-         "tls": b"\x16\x03\x03\x00\x06server", "pg": b"R\x00\x00\x00\x08\x00\x00\x00\x00"}
+         "tls": b"\x16\x03\x03\x00\x06server", "pg": b"R\x00\x00\x00\x08\x00\x00\x00\x00",
+         "redis": b"+PONG\r\n"}
 def request(kind, host):
     if kind == "http":
         path = cfg.get("path", "/")
         agent = cfg.get("agent", "netgen-client/1")
         return ("GET %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: %s\r\n\r\n" % (path, host, agent)).encode()
-    return {"tls": b"\x16\x03\x01\x00\x06client", "pg": b"\x00\x00\x00\x08\x04\xd2\x16\x2f"}[kind]
+    return {"tls": b"\x16\x03\x01\x00\x06client", "pg": b"\x00\x00\x00\x08\x04\xd2\x16\x2f",
+            "redis": b"*1\r\n$4\r\nPING\r\n"}[kind]
 def log(*words):
     print(*words, flush=True)
 def handle(conn, peer, port, kind):
@@ -78,7 +80,7 @@ def call(target):
         if cfg.get("source"):
             c.bind((cfg["source"], 0))
         if udp:
-            c.sendto(b"shop.checkout.requests:1|c", address)
+            c.sendto(target.get("payload", "shop.checkout.requests:1|c").encode(), address)
             got = c.recv(65535)
         else:
             c.connect(address)

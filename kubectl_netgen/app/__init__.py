@@ -1,0 +1,22 @@
+"""Use cases of kubectl-netgen, wiring decoders and the pure core together.
+
+No typer, no rich, no printing: results come back as values, warnings go through the ``warn``
+callable the CLI passes in. One module per use case or shared input:
+
+* :mod:`.captures`: decoding pcaps into flows and DNS names (``flows``, ``dns``);
+* :mod:`.cluster`: the inventory, live (``snapshot``) or from a file;
+* :mod:`.sources`: which pod each capture belongs to, the inventory to resolve against, reverse DNS;
+* :mod:`.policies`: ``generate``; :mod:`.peers`: ``neighbors``.
+"""
+
+from kubectl_netgen.app.captures import FlowsResult, NamesResult, Warn, dns_names, flows, read_captures
+from kubectl_netgen.app.cluster import LiveCluster, SnapshotResult, live_inventory, read_cluster, snapshot
+from kubectl_netgen.app.peers import Neighbor, NeighborsResult, WorkloadNeighbors, neighbors
+from kubectl_netgen.app.policies import GenerateResult, generate
+from kubectl_netgen.app.sources import ReverseDns
+
+__all__ = [
+    "FlowsResult", "GenerateResult", "LiveCluster", "NamesResult", "Neighbor", "NeighborsResult", "ReverseDns",
+    "SnapshotResult", "Warn", "WorkloadNeighbors", "dns_names", "flows", "generate", "live_inventory",
+    "neighbors", "read_captures", "read_cluster", "snapshot",
+]
