@@ -29,6 +29,8 @@ class ExitStatus(IntEnum):
     """The API server refused a request (RBAC): the message names the verb and resource to grant."""
     NOT_FOUND = 7
     """Something asked for is not in the cluster (e.g. the namespace given with ``-n``)."""
+    DENIED = 10
+    """``verify``: the policies would deny some observed flows (the flows are printed; usable as a CI gate)."""
     INTERRUPTED = 130
     """Stopped by Ctrl-C (SIGINT), as shells report it."""
 

@@ -71,6 +71,13 @@ RESOURCES: tuple[Resource, ...] = (
 
 _ORDER = {r.kind: i for i, r in enumerate(RESOURCES)}
 
+POLICY_RESOURCES: tuple[Resource, ...] = (
+    Resource("NetworkPolicy", "networking.k8s.io/v1", "networkpolicies", True),
+    Resource("AdminNetworkPolicy", "policy.networking.k8s.io/v1alpha1", "adminnetworkpolicies", False),
+    Resource("BaselineAdminNetworkPolicy", "policy.networking.k8s.io/v1alpha1", "baselineadminnetworkpolicies", False),
+)
+"""The policies a cluster applies: NetworkPolicies, and the Network Policy API's tiers where installed."""
+
 
 @dataclass(frozen=True)
 class Cluster:
@@ -111,6 +118,24 @@ class Cluster:
                      f"{res.kind}s are left out of the snapshot")
         items.sort(key=_sort_key)
         return {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items}
+
+    def policies(self, warn: Warn) -> list[Obj]:
+        """Every policy applied in the cluster, as manifests.
+
+        NetworkPolicies in all namespaces, and the tiered policies of the Network Policy API when their
+        CRDs are installed (none otherwise).
+
+        Raises:
+            ClusterError: The server cannot be reached or refuses (ForbiddenError: RBAC).
+        """
+        items: list[Obj] = []
+        for res in POLICY_RESOURCES:
+            try:
+                items.extend(_typed(res, obj) for obj in self._list(res, None))
+            except NotFoundError:
+                if res.kind == "NetworkPolicy":
+                    warn("the API server does not serve networking.k8s.io/v1 networkpolicies")
+        return items
 
     def close(self) -> None:
         """Release the client's connections."""

@@ -6,7 +6,7 @@ callable the CLI passes in. One module per use case or shared input:
 * :mod:`.captures`: decoding pcaps into flows and DNS names (``flows``, ``dns``);
 * :mod:`.cluster`: the inventory, live (``snapshot``) or from a file;
 * :mod:`.sources`: which pod each capture belongs to, the inventory to resolve against, reverse DNS;
-* :mod:`.policies`: ``generate``; :mod:`.peers`: ``neighbors``.
+* :mod:`.policies`: ``generate``; :mod:`.peers`: ``neighbors``; :mod:`.verify`: ``verify`` and ``explain``.
 """
 
 from kubectl_netgen.app.captures import FlowsResult, NamesResult, Warn, dns_names, flows, read_captures
@@ -14,9 +14,30 @@ from kubectl_netgen.app.cluster import LiveCluster, SnapshotResult, live_invento
 from kubectl_netgen.app.peers import Neighbor, NeighborsResult, WorkloadNeighbors, neighbors
 from kubectl_netgen.app.policies import GenerateResult, generate
 from kubectl_netgen.app.sources import ReverseDns
+from kubectl_netgen.app.verify import Exposure, Judged, VerifyResult, read_policies, verify
 
 __all__ = [
-    "FlowsResult", "GenerateResult", "LiveCluster", "NamesResult", "Neighbor", "NeighborsResult", "ReverseDns",
-    "SnapshotResult", "Warn", "WorkloadNeighbors", "dns_names", "flows", "generate", "live_inventory",
-    "neighbors", "read_captures", "read_cluster", "snapshot",
+    "Exposure",
+    "FlowsResult",
+    "GenerateResult",
+    "Judged",
+    "LiveCluster",
+    "NamesResult",
+    "Neighbor",
+    "NeighborsResult",
+    "ReverseDns",
+    "SnapshotResult",
+    "VerifyResult",
+    "Warn",
+    "WorkloadNeighbors",
+    "dns_names",
+    "flows",
+    "generate",
+    "live_inventory",
+    "neighbors",
+    "read_captures",
+    "read_cluster",
+    "read_policies",
+    "snapshot",
+    "verify",
 ]

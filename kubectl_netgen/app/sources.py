@@ -109,6 +109,16 @@ def socket_flows(capture: PodCapture, warn: Warn) -> SocketFlows | None:
     return sockets.socket_flows(rows)
 
 
+def pod_flows(table: flowfold.TrafficTable, own: Pod, tables: SocketFlows | None) -> list[Flow]:
+    """The flows of a pod's capture and of its socket tables (a connection in both counts once), sorted."""
+    found = flowfold.flows(table, listening_addresses(own, tables))
+    if tables is not None and tables.flows:
+        seen = {(f.protocol, f.src, f.dst, f.dst_port) for f in found}
+        found += [f for f in tables.flows if (f.protocol, f.src, f.dst, f.dst_port) not in seen]
+        found.sort(key=Flow.order)
+    return found
+
+
 @dataclass(frozen=True)
 class ReverseDns:
     """How to name external addresses that no DNS answer in the captures named: reverse (PTR) lookups."""
@@ -212,13 +222,7 @@ def decode_pods(
         scanner, [report] = read_captures([capture.path], stdin=stdin, strict=strict, warn=warn,
                                           dns_sink=names.feed)
         reports.append(report)
-        tables = socket_flows(capture, warn)
-        found = flowfold.flows(scanner.table, listening_addresses(own, tables))
-        if tables is not None:
-            seen = {(f.protocol, f.src, f.dst, f.dst_port) for f in found}
-            found += [f for f in tables.flows if (f.protocol, f.src, f.dst, f.dst_port) not in seen]
-            found.sort(key=Flow.order)
-        decoded.append((own, found))
+        decoded.append((own, pod_flows(scanner.table, own, socket_flows(capture, warn))))
     mapping = names.mapping()
     if reverse.enabled:
         mapping = reverse.name(_external_peers(inventory, decoded), mapping, warn)
