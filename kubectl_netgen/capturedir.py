@@ -15,8 +15,10 @@ A directory holding only ``pcaps/`` and ``cluster.json`` is complete.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, cast
 
 from kubectl_netgen.errors import InputError
 
@@ -62,6 +64,36 @@ def pcap_path(root: Path, namespace: str, pod: str, suffix: str = ".pcap") -> Pa
 def sockets_path(root: Path, namespace: str, pod: str, moment: str, table: str) -> Path:
     """Where a socket table (``tcp``, ``udp6``, …) read at ``start`` or ``end`` goes."""
     return root / SOCKETS_DIR / namespace / pod / moment / table
+
+
+PRIVATE_FILE = 0o600
+"""Captures hold other people's traffic: files are readable by their owner only."""
+PRIVATE_DIR = 0o700
+
+
+def make_private_dirs(path: Path) -> None:
+    """Create ``path`` and missing parents, owner-only."""
+    path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+
+
+def open_private(path: Path, mode: str = "wb") -> BinaryIO:
+    """Open a file for writing that only its owner can read (created with mode 0600, never wider)."""
+    make_private_dirs(path.parent)
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if "a" in mode else os.O_TRUNC)
+    fd = os.open(path, flags, PRIVATE_FILE)
+    os.fchmod(fd, PRIVATE_FILE)
+    return cast(BinaryIO, os.fdopen(fd, mode))
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` (mode 0600), creating its directories."""
+    with open_private(path) as out:
+        out.write(data)
+
+
+def part_path(root: Path, namespace: str, pod: str, channel: str) -> Path:
+    """Where one tcpdump's stream of a pod is kept while it arrives (hidden from :func:`read_capture_dir`)."""
+    return root / PCAPS_DIR / namespace / f".{pod}.{channel}.part"
 
 
 def is_capture_dir(path: Path) -> bool:

@@ -29,6 +29,10 @@ class ExitStatus(IntEnum):
     """The API server refused a request (RBAC): the message names the verb and resource to grant."""
     NOT_FOUND = 7
     """Something asked for is not in the cluster (e.g. the namespace given with ``-n``)."""
+    CAPTURE_PARTIAL = 8
+    """``capture``: some pods were captured, others failed (each failure was reported on its own line)."""
+    CAPTURE_FAILED = 9
+    """``capture``: no pod could be captured (each failure was reported on its own line)."""
     DENIED = 10
     """``verify``: the policies would deny some observed flows (the flows are printed; usable as a CI gate)."""
     INTERRUPTED = 130
@@ -74,6 +78,19 @@ class NotFoundError(ClusterError):
     """An object that was asked for by name does not exist in the cluster."""
 
     exit_code = ExitStatus.NOT_FOUND
+
+
+class PodSecurityError(ForbiddenError):
+    """Pod Security admission refused a container: the namespace's level forbids what it asks for."""
+
+    def __init__(self, message: str, level: str) -> None:
+        """Keep the message and the enforced level (``baseline``, ``restricted``)."""
+        super().__init__(message)
+        self.level = level
+
+
+class UnsupportedError(ClusterError):
+    """The cluster or the pod cannot do what is asked (e.g. ephemeral containers)."""
 
 
 def cut(text: str, limit: int = 200) -> str:

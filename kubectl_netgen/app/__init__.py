@@ -9,6 +9,15 @@ callable the CLI passes in. One module per use case or shared input:
 * :mod:`.policies`: ``generate``; :mod:`.peers`: ``neighbors``; :mod:`.verify`: ``verify`` and ``explain``.
 """
 
+from kubectl_netgen.app.capture import (
+    CaptureProgress,
+    CaptureRequest,
+    CaptureResult,
+    PodOutcome,
+    PodProgress,
+    PodState,
+    capture,
+)
 from kubectl_netgen.app.captures import FlowsResult, NamesResult, Warn, dns_names, flows, read_captures
 from kubectl_netgen.app.cluster import LiveCluster, SnapshotResult, live_inventory, read_cluster, snapshot
 from kubectl_netgen.app.peers import Neighbor, NeighborsResult, WorkloadNeighbors, neighbors
@@ -17,6 +26,9 @@ from kubectl_netgen.app.sources import ReverseDns
 from kubectl_netgen.app.verify import Exposure, Judged, VerifyResult, read_policies, verify
 
 __all__ = [
+    "CaptureProgress",
+    "CaptureRequest",
+    "CaptureResult",
     "Exposure",
     "FlowsResult",
     "GenerateResult",
@@ -25,11 +37,15 @@ __all__ = [
     "NamesResult",
     "Neighbor",
     "NeighborsResult",
+    "PodOutcome",
+    "PodProgress",
+    "PodState",
     "ReverseDns",
     "SnapshotResult",
     "VerifyResult",
     "Warn",
     "WorkloadNeighbors",
+    "capture",
     "dns_names",
     "flows",
     "generate",

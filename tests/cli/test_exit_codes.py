@@ -19,7 +19,7 @@ DNS_PCAP = SHARED_CAPTURES / "zeek" / "dns-long-connection.pcap"
 def test_documented_codes_are_these() -> None:
     assert {s.name: s.value for s in ExitStatus} == {
         "OK": 0, "ERROR": 1, "USAGE": 2, "INPUT": 3, "DECODE": 4, "CLUSTER": 5, "FORBIDDEN": 6, "NOT_FOUND": 7,
-        "DENIED": 10, "INTERRUPTED": 130,
+        "CAPTURE_PARTIAL": 8, "CAPTURE_FAILED": 9, "DENIED": 10, "INTERRUPTED": 130,
     }
 
 

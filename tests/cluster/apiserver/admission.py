@@ -111,5 +111,22 @@ def restricted_violations(pod_spec: Obj, containers: list[Obj]) -> list[str]:
     return [f"{reason} ({'; '.join(found)})" for reason, found in checks if found]
 
 
+def baseline_violations(containers: list[Obj]) -> list[str]:
+    """PodSecurity "baseline" failures of ``containers``: capabilities beyond the default set, privileged."""
+    caps, priv = [], []
+    for c in containers:
+        name = c.get("name")
+        sc = c.get("securityContext") or {}
+        added = [str(a) for a in (sc.get("capabilities") or {}).get("add") or []]
+        non_default = [a for a in added if a not in BASELINE_CAPABILITIES]
+        if non_default:
+            caps.append(f'container "{name}" must not include {_quoted(non_default)} in '
+                        "securityContext.capabilities.add")
+        if sc.get("privileged"):
+            priv.append(f'container "{name}" must not set securityContext.privileged=true')
+    checks = [("non-default capabilities", caps), ("privileged", priv)]
+    return [f"{reason} ({'; '.join(found)})" for reason, found in checks if found]
+
+
 def _quoted(values: list[str]) -> str:
     return ", ".join(f'"{v}"' for v in values)

@@ -174,7 +174,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise _no_route()
         name = rest[1] if len(rest) >= 2 else None
         sub = rest[2] if len(rest) == 3 else None
-        if sub is not None and sub not in dict(res.subresources):
+        if sub is not None and (sub not in dict(res.subresources) or sub in self.api.unserved):
             raise _no_route()
         if res.namespaced and name is not None and namespace is None:
             raise _no_route()

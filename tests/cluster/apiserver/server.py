@@ -19,7 +19,12 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from tests.cluster.apiserver.admission import POD_SECURITY_LABEL, restricted_violations, validate_ephemeral_containers
+from tests.cluster.apiserver.admission import (
+    POD_SECURITY_LABEL,
+    baseline_violations,
+    restricted_violations,
+    validate_ephemeral_containers,
+)
 from tests.cluster.apiserver.errors import ApiError, bad_request, conflict, invalid, not_found, status_details
 from tests.cluster.apiserver.formats import rfc3339
 from tests.cluster.apiserver.handler import handler_for
@@ -113,6 +118,8 @@ class ApiServer(PodLogs):
         self.runtime: ContainerRuntime = runtime if runtime is not None else ProcessRuntime()
         super().__init__(log_max_bytes)
         self._denials: list[_Denial] = []
+        self.unserved: set[str] = set()
+        """Subresources answered 404 as by a server that lacks them (e.g. ``ephemeralcontainers`` before 1.23)."""
         if seed is not None:
             self.load(seed)
         self._http = ThreadingHTTPServer((host, port), handler_for(self))
@@ -307,12 +314,14 @@ class ApiServer(PodLogs):
         added = [c for c in new_list if c["name"] not in old_names]
         ns_obj = self._objects.get(self._key(find_resource("namespaces"), None, namespace))
         ns_labels = (ns_obj or {}).get("metadata", {}).get("labels") or {}
-        if ns_labels.get(POD_SECURITY_LABEL) == "restricted" and added:
+        level = ns_labels.get(POD_SECURITY_LABEL)
+        if level in ("restricted", "baseline") and added:
             version = ns_labels.get("pod-security.kubernetes.io/enforce-version", "latest")
-            reasons = restricted_violations(current.get("spec", {}), added)
+            reasons = (restricted_violations(current.get("spec", {}), added) if level == "restricted"
+                       else baseline_violations(added))
             if reasons:
                 raise ApiError(403, "Forbidden", f'pods "{name}" is forbidden: violates PodSecurity '
-                               f'"restricted:{version}": {", ".join(reasons)}',
+                               f'"{level}:{version}": {", ".join(reasons)}',
                                status_details(find_resource("pods"), name))
         result = copy.deepcopy(current)
         for c in added:

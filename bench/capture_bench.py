@@ -1,0 +1,112 @@
+"""Capture overhead: bytes through the log stream per short TCP connection, and tcpdump's CPU seconds.
+
+Runs the real capture container command (the one ``kubectl netgen capture`` puts in an ephemeral container)
+inside a pod of the local test fabric, with the default filter, while a bounded client in another pod opens
+N short TCP connections to it (and a little DNS). Prints the bytes the container wrote (what travels
+through the container log), per connection, and the CPU seconds of tcpdump and of the whole container.
+
+Needs root (network namespaces). ``sudo python3 bench/capture_bench.py [--connections 2000]``.
+Traffic stays inside the fabric's namespaces (10.244.0.0/16); every loop is bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from kubectl_netgen.capturing import plan
+from kubectl_netgen.capturing.stream import StreamDecoder
+from tests.cluster.fabric import Fabric
+
+CLIENT = r"""
+import socket, sys, time
+host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+deadline = time.monotonic() + 120
+for _ in range(n):
+    if time.monotonic() > deadline:
+        break
+    with socket.create_connection((host, port), timeout=2) as s:
+        s.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+        while s.recv(4096):
+            pass
+print("done", flush=True)
+"""
+
+
+def _tcpdump_cpu(session: int) -> tuple[int, float]:
+    """(processes, CPU seconds (user + system) so far) of the tcpdump processes in the container's session."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = found = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        if name == "tcpdump" and int(fields[3]) == session:  # field 6 (session id), 0-based after the name
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+            found += 1
+    return found, total / ticks
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--connections", type=int, default=2000)
+    parser.add_argument("--duration", type=int, default=20, help="seconds the capture runs (bounds the client)")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("needs root (network namespaces)", file=sys.stderr)
+        return 2
+    with Fabric(iterations=1) as fabric:
+        time.sleep(3)  # let the fabric's own short client loops finish (iterations=1)
+        server = fabric.pods_of("shop", "checkout")[0]
+        client = fabric.pods_of("shop", "frontend")[0]
+        settings = plan.Settings(args.duration)
+        container = fabric.spawn_in_pod("shop", server.name, plan.container_command(settings))
+        time.sleep(plan.ATTACH_SECONDS + 1.5)  # tcpdump is listening
+        started = time.monotonic()
+        probe = fabric.run_in_pod("shop", client.name, [sys.executable, "-c", CLIENT, server.ip, "8080",
+                                                        str(args.connections)], timeout=150)
+        assert "done" in probe.stdout
+        elapsed = time.monotonic() - started
+        tcpdumps, tcpdump_cpu = _tcpdump_cpu(container.pid)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        out, err = container.communicate(timeout=args.duration + 30)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    decoder = StreamDecoder(lambda c, b: None)
+    decoder.feed(out + err)
+    decoder.finish()
+    stream_bytes = len(out)
+    pcap_lines = sum(len(line) + 1 for line in out.split(b"\n") if line[:2] in (b"H ", b"D "))
+    table_lines = sum(len(line) + 1 for line in out.split(b"\n") if line[:2] == b"S ")
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    figures = {
+        "connections": args.connections,
+        "packets_captured": decoder.packets,
+        "capture_bytes": decoder.bytes,
+        "log_stream_bytes": stream_bytes,
+        "log_bytes_per_connection": round(stream_bytes / args.connections, 1),
+        "packet_stream_bytes_per_connection": round(pcap_lines / args.connections, 1),
+        "socket_table_bytes": table_lines,
+        "client_seconds": round(elapsed, 2),
+        "tcpdump_processes": tcpdumps,
+        "tcpdump_cpu_seconds": round(tcpdump_cpu, 3),
+        "container_cpu_seconds": round(cpu, 3),
+        "problems": decoder.problems(),
+    }
+    print(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

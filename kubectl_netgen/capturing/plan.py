@@ -1,0 +1,198 @@
+"""How a pod is captured: the BPF filters, the ephemeral container's command, security context and resources.
+
+The container shares the pod's network namespace and runs :data:`SCRIPT` with ``sh``: it copies the pod's
+socket tables, runs tcpdump under ``timeout`` (so it always ends by itself, even if the plugin is gone),
+and writes everything to stdout as framed base64 lines (see :mod:`.stream`), which travel back through the
+container log. Two tcpdumps run side by side: one keeps only headers (:data:`HEADER_SNAPLEN`) of the
+packets policy generation needs, the other keeps every DNS packet in full.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from kubectl_netgen.errors import InputError
+
+DEFAULT_IMAGE = ("docker.io/nicolaka/netshoot:v0.13"
+                 "@sha256:a20c2531bf35436ed3766cd6cfe89d352b050ccc4d7005ce6400adf97503da1b")
+"""netshoot (Alpine with tcpdump, busybox sh, timeout, base64, dd), pinned by tag and digest."""
+
+HEADER_SNAPLEN = 128
+"""Bytes kept of each non-DNS packet: Linux cooked header v2 (20) + IPv6 (40) + the longest TCP header (60),
+rounded up; ICMP errors keep the headers they quote."""
+FULL_SNAPLEN = 262144
+"""tcpdump's maximum: whole packets (DNS, ``--full``)."""
+CHUNK_BYTES = 2040
+"""Capture bytes per log line: one ``dd`` read, base64-encoded to 2,720 characters, so each line is one
+``write`` below PIPE_BUF (4096) and lines of the two tcpdumps never mix."""
+STREAM_VERSION = "1"
+
+_SYN = "(ip and tcp[tcpflags] & tcp-syn != 0) or (ip6 and ip6[6] = 6 and ip6[53] & 2 != 0)"
+_SCTP_INIT = ("(ip and sctp and (sctp[12] = 1 or sctp[12] = 2)) "
+              "or (ip6 and ip6[6] = 132 and (ip6[52] = 1 or ip6[52] = 2))")
+HEADERS_FILTER = f"(({_SYN}) or udp or ({_SCTP_INIT}) or icmp or icmp6) and not port 53"
+"""TCP with SYN set (openings and their answers), UDP, SCTP INIT/INIT ACK, ICMP; DNS goes to the other
+tcpdump. IPv6 is matched by offsets (libpcap's ``tcp[]`` reads IPv4 only), assuming no extension header."""
+DNS_FILTER = "port 53"
+"""Every DNS packet, UDP and TCP, in full."""
+
+
+class Profile(str, enum.Enum):
+    """``--profile``: which capabilities the capture container asks for."""
+
+    AUTO = "auto"
+    """``netraw``; if Pod Security refuses it, ``baseline``."""
+    NETRAW = "netraw"
+    """Drop every capability, add back only NET_RAW (what tcpdump needs without promiscuous mode).
+    Admitted where Pod Security is ``privileged`` (or not enforced)."""
+    BASELINE = "baseline"
+    """Add nothing and keep the runtime's default set, which on containerd and Docker gives a root container
+    NET_RAW. Admitted under Pod Security ``baseline``; fails on runtimes without NET_RAW by default (CRI-O)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the user asked of every pod's capture."""
+
+    duration: int
+    """Seconds tcpdump runs."""
+    image: str = DEFAULT_IMAGE
+    user_filter: str | None = None
+    """``--filter``: a BPF expression and-ed with the default filters."""
+    full: bool = False
+    """``--full``: whole packets of all traffic (one tcpdump)."""
+    profile: Profile = Profile.AUTO
+
+    @property
+    def streams(self) -> dict[str, tuple[str, int]]:
+        """Channel letter -> (BPF filter, snap length) of each tcpdump the container runs."""
+        if self.full:
+            return {"H": (self.user_filter or "", FULL_SNAPLEN)}
+        return {"H": (_and(HEADERS_FILTER, self.user_filter), HEADER_SNAPLEN),
+                "D": (_and(DNS_FILTER, self.user_filter), FULL_SNAPLEN)}
+
+
+def _and(base: str, extra: str | None) -> str:
+    return f"({base}) and ({extra})" if extra else base
+
+
+_DURATION = re.compile(r"(\d+)(ms|h|m|s)")
+_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def parse_duration(text: str) -> float:
+    """Read a Go-style duration (``90s``, ``5m``, ``1h30m``, or plain seconds) into seconds.
+
+    Raises:
+        InputError: Not a positive duration.
+    """
+    text = text.strip()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        seconds = float(text)
+    elif text and re.fullmatch(f"(?:{_DURATION.pattern})+", text):
+        seconds = sum(int(n) * _UNITS[unit] for n, unit in _DURATION.findall(text))
+    else:
+        raise InputError(f"{text!r} is not a duration; use e.g. 30s, 5m or 1h")
+    if seconds <= 0:
+        raise InputError(f"{text!r}: the duration must be positive")
+    return seconds
+
+
+NICENESS = 19
+"""tcpdump and the encoding loop run at the lowest CPU priority, so the pod's own processes come first.
+
+Ephemeral containers cannot have resource requests or limits (the API rejects ``resources`` on them), so a
+capture is bounded otherwise: it runs inside the pod's cgroup (the pod's limits hold), at :data:`NICENESS`,
+with a bounded kernel buffer (:data:`BUFFER_KIB`), for a bounded time."""
+BUFFER_KIB = 4096
+"""tcpdump's kernel capture buffer (``-B``), in KiB."""
+
+
+ATTACH_SECONDS = 1
+"""The container waits this long before writing anything, so the plugin's log follower (which starts as soon
+as the status says running) is attached before the log could rotate: kubelet serves a new follower the
+current log file only, and a stream whose beginning is lost cannot be decoded."""
+
+
+SCRIPT = r"""set -u
+renice -n %(nice)d $$ >/dev/null 2>&1 || true
+v=$1; d=$2; shift 2
+sleep %(attach)d
+echo "NETGEN $v begin"
+tables() {
+  for t in tcp tcp6 udp udp6; do
+    [ -r /proc/net/$t ] || continue
+    echo "S $1 $t -"
+    base64 < /proc/net/$t | while IFS= read -r l; do echo "S $1 $t $l"; done
+  done
+}
+pump() {
+  n=0
+  while :; do
+    c=$(dd bs=%(chunk)d count=1 2>/dev/null | base64 | tr -d '\n')
+    [ -n "$c" ] || break
+    n=$((n + ${#c}))
+    echo "$1 $c"
+  done
+  echo "$1 . $n"
+}
+tables start
+while [ $# -ge 3 ]; do
+  ( timeout "$d" tcpdump -i any -p -nn -U -B %(buffer)d -s "$2" -w - "$3"; echo "NETGEN $1 exit $?" >&2 ) | pump "$1" &
+  shift 3
+done
+wait
+tables end
+echo "NETGEN $v end"
+""" % {"chunk": CHUNK_BYTES, "nice": NICENESS, "buffer": BUFFER_KIB, "attach": ATTACH_SECONDS}  # noqa: UP031 - the shell's own ${...} and $(...) make f-strings and format() awkward
+"""The container's program (``sh -c SCRIPT netgen VERSION SECONDS [CHANNEL SNAPLEN FILTER]...``).
+
+Only POSIX sh, ``timeout``, ``tcpdump``, ``dd``, ``base64`` and ``tr`` (busybox has them all). tcpdump runs
+with ``-p`` (not promiscuous) on ``any`` and writes each packet at once (``-U``); ``dd`` reads whatever one
+``read`` returns so data leaves the container as it is captured rather than when a buffer fills."""
+
+
+def container_command(settings: Settings) -> list[str]:
+    """The ephemeral container's ``command``: ``sh -c`` :data:`SCRIPT` with its arguments."""
+    args = ["sh", "-c", SCRIPT, "netgen", STREAM_VERSION, str(settings.duration)]
+    for channel, (expression, snaplen) in settings.streams.items():
+        args += [channel, str(snaplen), expression]
+    return args
+
+
+def security_context(profile: Profile) -> dict[str, Any]:
+    """The container's ``securityContext`` for a concrete profile (not ``auto``)."""
+    if profile is Profile.NETRAW:
+        return {"capabilities": {"drop": ["ALL"], "add": ["NET_RAW"]}, "privileged": False,
+                "allowPrivilegeEscalation": False}
+    if profile is Profile.BASELINE:
+        return {"privileged": False, "allowPrivilegeEscalation": False}
+    raise ValueError(f"{profile} is not a concrete profile")
+
+
+def profiles_to_try(profile: Profile) -> tuple[Profile, ...]:
+    """The concrete profiles to try, in order, for ``--profile``."""
+    return (Profile.NETRAW, Profile.BASELINE) if profile is Profile.AUTO else (profile,)
+
+
+def container_spec(name: str, settings: Settings, profile: Profile) -> dict[str, Any]:
+    """The ephemeral container to add to a pod.
+
+    Args:
+        name: Unique per capture (``netgen-<id>``), a DNS label.
+        settings: What to capture.
+        profile: A concrete profile (``netraw`` or ``baseline``).
+    """
+    return {
+        "name": name,
+        "image": settings.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": container_command(settings),
+        "securityContext": security_context(profile),
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "stdin": False,
+        "tty": False,
+    }
