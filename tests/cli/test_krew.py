@@ -265,7 +265,7 @@ def test_build_release_archive(build: ModuleType, tmp_path: Path) -> None:
     with zipfile.ZipFile(executable) as zipapp:
         names = zipapp.namelist()
     assert [n for n in names if COMPILED.search(n)] == []
-    for name in ("__main__.py", "kubectl_netgen/cli.py", "yaml/__init__.py", "kubernetes/__init__.py"):
+    for name in ("__main__.py", "kubectl_netgen/cli/__init__.py", "yaml/__init__.py", "kubernetes/__init__.py"):
         assert name in names
 
     # it runs on an interpreter that sees no site-packages
