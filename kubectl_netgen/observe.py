@@ -12,11 +12,14 @@ decoder produced and resolves each distinct remote end once for all pods:
   involves one of them.
 * External addresses are collected without names; :meth:`Observer.allowed` names them at the end, when
   the DNS answers of every capture (and reverse DNS) are known.
+* Each allowance keeps the address of one remote end that asked for it, and each workload one of its
+  captured pods: :meth:`Observer.samples` gives back one observed flow per allowance, which the
+  generated policies must allow (``generate`` checks them with the evaluation engine).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import ip_address
 
@@ -79,6 +82,11 @@ class _Outcome:
 _Key = tuple[bool, bytes, int, int | None]
 """(egress, packed remote address, IP protocol, server port or None)."""
 
+Sample = tuple[Workload, Pod, PolicyDirection, IPAddress, Protocol, int]
+"""An observed flow standing for one allowance: (workload, one of its captured pods, direction, the remote
+end's address (a backend pod's, a node's, an external one), protocol, port (the server's, after Service
+translation))."""
+
 
 @dataclass
 class Observer:
@@ -98,6 +106,10 @@ class Observer:
     _lookups: Lookups = field(init=False)
     _outcomes: dict[_Key, _Outcome] = field(default_factory=dict)
     _parts: list[Allowed] = field(default_factory=list)
+    _remotes: list[IPAddress] = field(default_factory=list)
+    """Part index -> the address of the first remote end that asked for it."""
+    _pods: dict[Workload, Pod] = field(default_factory=dict)
+    """Workload -> its first captured pod (with an address, if any has one)."""
     _part_ids: dict[Allowed, int] = field(default_factory=dict)
     _peers: dict[PolicyPeer, PolicyPeer] = field(default_factory=dict)
     """One instance of each distinct peer: synthesis then compares peers by identity, not field by field."""
@@ -129,6 +141,8 @@ class Observer:
     def _add_keys(self, own: Pod, keys: Collection[flowfold.FlowKey]) -> None:
         workload = self.inventory.workloads_by_ref[own.workload]
         parts = self._workloads.setdefault(workload, set())
+        if workload not in self._pods or (own.ips and not self._pods[workload].ips):
+            self._pods[workload] = own  # the first with an address (samples need one)
         mine = frozenset(ip.packed for ip in own.ips)
         node = own.node
         resolver: Resolver | None = None
@@ -196,6 +210,7 @@ class Observer:
         if index is None:
             index = self._part_ids[allowed] = len(self._parts)
             self._parts.append(allowed)
+            self._remotes.append(peer.ip)
             if peer.kind is PeerKind.EXTERNAL:
                 self._external[index] = peer.ip
         return index
@@ -222,6 +237,20 @@ class Observer:
     def external(self) -> list[IPAddress]:
         """The external addresses that policies will name as ipBlocks, sorted."""
         return sorted(set(self._external.values()), key=lambda ip: (ip.version, int(ip)))
+
+    def samples(self) -> Iterator[Sample]:
+        """One observed flow per allowance of every workload, seen from a captured pod of the workload.
+
+        The pod is the workload's first captured one, the remote end the first that asked for the
+        allowance (possibly seen by another pod of the workload): policies that allow the allowances
+        allow these flows.
+        """
+        parts, remotes = self._parts, self._remotes
+        for workload, ids in self._workloads.items():
+            pod = self._pods[workload]
+            for index in sorted(ids):
+                direction, _, protocol, port = parts[index]
+                yield workload, pod, direction, remotes[index], protocol, port
 
     def allowed(self, names: Mapping[IPAddress, Sequence[str]] | None = None) -> dict[Workload, list[Allowed]]:
         """What each captured workload's policy must allow, external peers named by ``names``.

@@ -1,20 +1,24 @@
 """``generate``: least-privilege NetworkPolicies from pod captures.
 
 Captures are read one at a time and folded into what each workload's policy must allow
-(:class:`~kubectl_netgen.observe.Observer`), so memory holds the allowances, not every flow.
+(:class:`~kubectl_netgen.observe.Observer`), so memory holds the allowances, not every flow. The
+policies are checked before they are returned: the evaluation engine must find every observed flow
+allowed (:func:`check_policies`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from kubectl_netgen.app.captures import Warn, read_captures
 from kubectl_netgen.app.cluster import LiveCluster
 from kubectl_netgen.app.sources import ReverseDns, captured_pod, inventory_for, pod_captures, socket_flows
-from kubectl_netgen.model import Inventory, LabelSelector, PolicyDirection
-from kubectl_netgen.observe import Observer, Unresolved
+from kubectl_netgen.errors import NetgenError
+from kubectl_netgen.evaluate import Evaluator, parse_policies
+from kubectl_netgen.model import Inventory, IPAddress, LabelSelector, Pod, PolicyDirection, Protocol
+from kubectl_netgen.observe import Observer, Sample, Unresolved
 from kubectl_netgen.pcap import CaptureReport
 from kubectl_netgen.synth import Mode, PolicyPeer, external_names, policies_for
 
@@ -34,6 +38,60 @@ class GenerateResult:
     ignored: int
     """Flows that need no rule: loopback, the pod itself, its own node (kubelet probes), ICMP."""
     reports: list[CaptureReport]
+
+
+class SelfCheckError(NetgenError):
+    """The generated policies would deny traffic they were generated from: a bug (exit code 1)."""
+
+
+SHOWN_DENIALS = 5
+"""How many denied flows a :class:`SelfCheckError` names."""
+
+
+def check_policies(policies: Iterable[Mapping[str, Any]], inventory: Inventory, samples: Iterable[Sample]) -> int:
+    """Check that ``policies`` allow every sample flow on the captured pod's side, with the evaluation engine.
+
+    An egress sample is the egress side of (the pod -> the remote end), an ingress sample the ingress
+    side of (the remote end -> the pod); the other side belongs to the remote end's policies, if any.
+
+    Args:
+        policies: NetworkPolicy manifests (what ``generate`` prints).
+        inventory: The cluster the samples were resolved in.
+        samples: One observed flow per allowance (:meth:`Observer.samples`).
+
+    Returns:
+        How many flows were checked.
+
+    Raises:
+        SelfCheckError: Some flow is denied (the message names the first few).
+    """
+    evaluator = Evaluator(parse_policies(policies), inventory)
+    sides: dict[tuple[int, PolicyDirection], tuple[Pod, list[tuple[IPAddress, Protocol, int]]]] = {}
+    for _, pod, direction, remote, protocol, port in samples:
+        side = sides.get((id(pod), direction))  # by identity: hashing a pod hashes all its fields
+        if side is None:
+            side = sides[id(pod), direction] = (pod, [])
+        side[1].append((remote, protocol, port))
+    checked = 0
+    denied: list[str] = []
+    count = 0
+    for (_, direction), (pod, flows) in sides.items():
+        if not pod.ips:
+            continue
+        own = pod.ips[0]
+        checked += len(flows)
+        for n in evaluator.denied(direction, own, flows):
+            count += 1
+            if len(denied) < SHOWN_DENIALS:
+                remote, protocol, port = flows[n]
+                name = f"{pod.namespace}/{pod.name}"
+                src, dst = (name, remote) if direction is PolicyDirection.EGRESS else (remote, name)
+                denied.append(f"{direction.value} {src} -> {dst} {protocol.value}/{port}")
+    if count:
+        more = f" and {count - len(denied)} more" if count > len(denied) else ""
+        raise SelfCheckError(f"internal error: the generated policies would deny {count} observed flow(s): "
+                             f"{'; '.join(denied)}{more}; please report")
+    return checked
 
 
 def _dns_peer(inventory: Inventory) -> PolicyPeer | None:
@@ -87,6 +145,7 @@ def generate(
         InputError: Bad sources, no inventory, a pod the inventory does not know.
         ClusterError: The live cluster cannot be read.
         DecodeError: A damaged capture with ``strict``.
+        SelfCheckError: The policies would deny an observed flow (a bug).
     """
     from kubectl_netgen.dns import DnsNames
 
@@ -111,5 +170,6 @@ def generate(
     if dns_rule and dns is None and mode is not Mode.INGRESS:
         warn(f"{where} has no kube-system/kube-dns Service with a selector: no DNS rule was added")
     policies = policies_for(observer.allowed(mapping), mode=mode, dns=dns, port_ranges=port_ranges)
+    check_policies(policies, inventory, observer.samples())
     return GenerateResult(policies, external_names(policies), len(observer.workloads), observer.flows,
                           observer.ignored, reports)

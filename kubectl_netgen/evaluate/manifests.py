@@ -21,7 +21,7 @@ from kubectl_netgen.evaluate.admin import (
     parse_baseline,
 )
 from kubectl_netgen.evaluate.fields import Field
-from kubectl_netgen.evaluate.policies import NETWORKING_V1, NetworkPolicy, parse_network_policy
+from kubectl_netgen.evaluate.policies import NETWORKING_V1, NetworkPolicy, Parts, parse_network_policy
 
 
 @dataclass(frozen=True)
@@ -55,10 +55,11 @@ def parse_policies(documents: Iterable[Mapping[str, Any] | None], namespace: str
     admins: dict[str, AdminNetworkPolicy] = {}
     baselines: list[BaselineAdminNetworkPolicy] = []
     skipped: list[str] = []
+    parts = Parts()
     for doc in _unpacked(documents):
         api_version, kind = doc.get("apiVersion"), doc.get("kind")
         if (api_version, kind) == (NETWORKING_V1, "NetworkPolicy"):
-            policy = parse_network_policy(doc, namespace)
+            policy = parse_network_policy(doc, namespace, parts)
             if (policy.namespace, policy.name) in network:
                 raise InputError(f"NetworkPolicy {policy.key}: defined twice")
             network[policy.namespace, policy.name] = policy

@@ -6,14 +6,15 @@ lists), so the engine only ever sees one spelling of each meaning.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from kubectl_netgen.evaluate.fields import Field, IPNetwork, cidr, port_name, port_number, protocol, selector
 from kubectl_netgen.model import LabelSelector, PolicyDirection, Protocol
 
 NETWORKING_V1 = "networking.k8s.io/v1"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -81,12 +82,113 @@ class NetworkPolicy:
         return self.ingress if direction is PolicyDirection.INGRESS else self.egress
 
 
-def parse_network_policy(doc: Mapping[str, Any], namespace: str = "default") -> NetworkPolicy:
+class Parts:
+    """Peers and ports already read, so that one repeated in many rules is read (and stored) once.
+
+    A generated policy set names the same few peers and port lists in thousands of rules: ``synth``
+    even shares them (one dict or list object), and files repeat them. A part is found by its object
+    or else by its content; what a part means does not depend on where it stands, and a malformed one
+    is never kept, so errors still name their field. Equal lists of parts give one tuple, so that the
+    engine compiles each distinct list of ports once.
+    """
+
+    def __init__(self) -> None:
+        """Start with nothing read."""
+        self._by_id: dict[int, tuple[object, Any]] = {}
+        """``id`` -> (the object, what it reads as); the object is kept so that its ``id`` stays its own.
+
+        Forgotten when full: unshared parts (a file read) would otherwise all be kept."""
+        self._by_value: dict[Hashable, Any] = {}
+        self._rules: dict[tuple[int, int], tuple[object, object, Rule]] = {}
+        """(``id`` of the one peer, ``id`` of the ports) -> (the peer, the ports, the rule)."""
+
+    def rule(self, rules: Field, n: int, peers_key: str) -> Rule:
+        """Rule ``n`` of ``rules`` (a mapping with no other keys than ``peers_key`` and ``ports``)."""
+        item = rules.value[n]
+        peers, ports = item.get(peers_key), item.get("ports")
+        # A generated rule names one shared peer object and one shared list of ports: one lookup.
+        single = type(peers) is list and len(peers) == 1
+        if single:
+            known = self._rules.get((id(peers[0]), id(ports)))
+            if known is not None and known[0] is peers[0] and known[1] is ports:
+                return known[2]
+        rule = Rule(self.read(rules, n, peers_key, _peer) or None, self.read(rules, n, "ports", _port) or None)
+        if single:
+            if len(self._rules) >= _REMEMBERED:
+                self._rules.clear()
+            self._rules[id(peers[0]), id(ports)] = (peers[0], ports, rule)
+        return rule
+
+    def read(self, rules: Field, n: int, key: str, parse: Callable[[Field], T]) -> tuple[T, ...]:
+        """The entries of the list ``key`` of rule ``n`` of ``rules``, each read with ``parse`` unless read before.
+
+        An absent or null list gives ``()``.
+        """
+        rule = rules.value[n]
+        raw = rule.get(key)
+        if raw is None:
+            return ()
+        by_id, by_value = self._by_id, self._by_value
+        known = by_id.get(id(raw))
+        if known is not None and known[0] is raw:
+            found: tuple[T, ...] = known[1]
+            return found
+        if type(raw) is not list:
+            Field(rules.owner, f"{rules.path}[{n}]", rule).child(key).items()  # raises: not a list
+        out = []
+        for i, item in enumerate(raw):
+            seen = by_id.get(id(item))
+            if seen is not None and seen[0] is item:
+                out.append(seen[1])
+                continue
+            content = _content(item)
+            value = by_value.get(content)
+            if value is None:
+                value = by_value[content] = parse(Field(rules.owner, f"{rules.path}[{n}].{key}[{i}]", item))
+            self._remember(item, value)
+            out.append(value)
+        identities = (_TUPLE, *map(id, out))  # the values are kept in _by_value: their ids stay theirs
+        result: tuple[T, ...] | None = by_value.get(identities)
+        if result is None:
+            result = by_value[identities] = tuple(out)
+        self._remember(raw, result)
+        return result
+
+    def _remember(self, raw: object, value: Any) -> None:
+        if len(self._by_id) >= _REMEMBERED:
+            self._by_id.clear()
+        self._by_id[id(raw)] = (raw, value)
+
+
+_LIST, _TUPLE = object(), object()
+_REMEMBERED = 1 << 18
+
+
+def _content(value: Any) -> Hashable:
+    """A manifest value as a hashable key: equal keys mean equal values of the same JSON types."""
+    kind = type(value)
+    if kind is dict:
+        return tuple([(k, v if type(v) is str else _content(v)) for k, v in value.items()])
+    if kind is list:
+        return (_LIST, *[v if type(v) is str else _content(v) for v in value])
+    if kind is str or kind is int or kind is bool or kind is float or value is None:
+        return (kind, value)
+    return (kind, id(value))  # nothing a manifest may hold: never equal to anything else
+
+
+def parse_network_policy(doc: Mapping[str, Any], namespace: str = "default", parts: Parts | None = None
+                         ) -> NetworkPolicy:
     """One ``networking.k8s.io/v1`` NetworkPolicy manifest, checked as the API server checks it.
+
+    Args:
+        doc: The manifest.
+        namespace: Its namespace when ``metadata.namespace`` is absent.
+        parts: Peers and ports read before (from other policies of the same set), to read each once.
 
     Raises:
         InputError: The manifest is malformed; the message names the policy and the field.
     """
+    parts = parts if parts is not None else Parts()
     meta = Field("NetworkPolicy", "metadata", doc.get("metadata"))
     meta.mapping(None)
     name = meta.child("name").string()
@@ -94,8 +196,8 @@ def parse_network_policy(doc: Mapping[str, Any], namespace: str = "default") -> 
     root = Field(f"NetworkPolicy {ns}/{name}", "", doc)
     spec = root.child("spec")
     spec.mapping(("podSelector", "policyTypes", "ingress", "egress"))
-    ingress = tuple(_rule(r, "from") for r in spec.child("ingress").items() or ())
-    egress = tuple(_rule(r, "to") for r in spec.child("egress").items() or ())
+    ingress = _rules(spec.child("ingress"), "from", parts)
+    egress = _rules(spec.child("egress"), "to", parts)
     types: list[PolicyDirection] = []
     for entry in spec.child("policyTypes").items() or ():
         if entry.value not in ("Ingress", "Egress"):
@@ -111,6 +213,21 @@ def parse_network_policy(doc: Mapping[str, Any], namespace: str = "default") -> 
         policy_types=tuple(d for d in (PolicyDirection.INGRESS, PolicyDirection.EGRESS) if d in types),
         ingress=ingress, egress=egress,
     )
+
+
+def _rules(rules: Field, peers_key: str, parts: Parts) -> tuple[Rule, ...]:
+    raw = rules.value
+    if type(raw) is not list:
+        return tuple(_rule(r, peers_key) for r in rules.items() or ())
+    out = []
+    keys = {peers_key, "ports"}
+    for n, item in enumerate(raw):
+        # Field objects (and their paths) only where something could be wrong: a large set has ~10^6 rules.
+        if type(item) is dict and item.keys() <= keys:
+            out.append(parts.rule(rules, n, peers_key))
+        else:
+            out.append(_rule(Field(rules.owner, f"{rules.path}[{n}]", item), peers_key))
+    return tuple(out)
 
 
 def _rule(field: Field, peers_key: str) -> Rule:

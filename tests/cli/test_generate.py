@@ -16,11 +16,12 @@ import pytest
 import yaml
 
 from kubectl_netgen.errors import ExitStatus
+from kubectl_netgen.evaluate import Evaluator, parse_policies
 from kubectl_netgen.flows import flows as fold
 from kubectl_netgen.inventory import read_snapshot
+from kubectl_netgen.model import Pod, PolicyDirection, Protocol
 from kubectl_netgen.pcap import Scanner
 from tests.conftest import ROOT, need, run
-from tests.policycheck import allows
 
 SHOP = ROOT / "examples" / "shop"
 GOLDEN = ROOT / "tests" / "golden"
@@ -60,6 +61,15 @@ def test_every_observed_flow_is_allowed() -> None:
 
     policies = list(yaml.safe_load_all(run("generate", SHOP).stdout))
     inventory = read_snapshot(str(SHOP / "cluster.json"), lambda m: None)
+    evaluator = Evaluator(parse_policies(policies), inventory)
+
+    def allows(own: Pod, direction: str, remote_ip: str, protocol: str, port: int) -> bool:
+        """The evaluation engine's answer for ``own``'s side of the flow."""
+        answer = evaluator.allows(PolicyDirection(direction), own.ips[0], ip_address(remote_ip), Protocol(protocol),
+                                  port)
+        assert answer is not None, f"{own.name} is not a pod to the engine"
+        return answer
+
     checked = 0
     for pcap in sorted((SHOP / "pcaps").glob("*/*.pcap")):
         own = inventory.pods_by_name[(pcap.parent.name, pcap.stem)]
@@ -70,11 +80,10 @@ def test_every_observed_flow_is_allowed() -> None:
             for peer in resolved.peers:
                 if peer.kind.ignored or peer.kind is PeerKind.OWN_NODE:
                     continue
-                remote_pod = inventory.pods_by_name.get(peer.pod) if peer.pod else None
                 port = peer.port if resolved.direction == "egress" else resolved.flow.dst_port
                 assert port is not None
-                assert allows(policies, own, resolved.direction, str(peer.ip), remote_pod,
-                               resolved.flow.protocol.value, port), (own.name, resolved, peer)
+                assert allows(own, resolved.direction, str(peer.ip), resolved.flow.protocol.value, port), (
+                    own.name, resolved, peer)
                 checked += 1
     assert checked > 50
     # And least privilege: something never observed is denied.
@@ -82,16 +91,18 @@ def test_every_observed_flow_is_allowed() -> None:
         next(p for p in inventory.pods if p.name.startswith(prefix))
         for prefix in ("checkout-", "frontend-", "gateway-", "notifier-", "shop-operator-", "db-0"))
     # Checkout never calls the frontend.
-    assert not allows(policies, checkout, "egress", frontend.ips[0].compressed, frontend, "TCP", 8080)
+    assert not allows(checkout, "egress", frontend.ips[0].compressed, "TCP", 8080)
     # Policies see the gateway's targetPort, never the Service port checkout dialed.
-    assert allows(policies, checkout, "egress", gateway.ips[0].compressed, gateway, "TCP", 8080)
-    assert not allows(policies, checkout, "egress", gateway.ips[0].compressed, gateway, "TCP", 80)
+    assert allows(checkout, "egress", gateway.ips[0].compressed, "TCP", 8080)
+    assert not allows(checkout, "egress", gateway.ips[0].compressed, "TCP", 80)
     # The payments namespace reaches checkout, but not the shop's database.
-    assert allows(policies, checkout, "ingress", notifier.ips[0].compressed, notifier, "TCP", 8080)
-    assert not allows(policies, db, "ingress", notifier.ips[0].compressed, notifier, "TCP", 5432)
-    # The operator reaches the API server on its endpoint (node-a:6443), not the other node.
-    assert allows(policies, operator, "egress", "10.250.0.11", None, "TCP", 6443)
-    assert not allows(policies, operator, "egress", "10.250.0.12", None, "TCP", 6443)
+    assert allows(checkout, "ingress", notifier.ips[0].compressed, "TCP", 8080)
+    assert not allows(db, "ingress", notifier.ips[0].compressed, "TCP", 5432)
+    # The operator (on node-b) reaches the API server on its endpoint (node-a:6443), and nothing else there;
+    # its own node is always reachable (NetworkPolicies never block a pod's traffic with its node).
+    assert allows(operator, "egress", "10.250.0.11", "TCP", 6443)
+    assert not allows(operator, "egress", "10.250.0.11", "TCP", 10250)
+    assert allows(operator, "egress", "10.250.0.12", "TCP", 10250)
 
 
 def test_pcap_files_with_pod_option(tmp_path: Path) -> None:
@@ -206,3 +217,32 @@ def test_without_a_cluster_file_or_kubeconfig(tmp_path: Path, monkeypatch: pytes
     result = run("generate", *_pcaps_and_pods(SHOP), "--no-reverse-dns")
     assert result.exit_code == ExitStatus.CLUSTER and result.stdout == ""
     assert "--cluster FILE" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_the_self_check_fails_on_policies_that_deny_an_observed_flow() -> None:
+    """``generate`` checks its policies with the engine; a policy set missing a rule fails the check."""
+    import copy
+
+    from kubectl_netgen.app.policies import SelfCheckError, check_policies
+    from kubectl_netgen.observe import Observer
+
+    inventory = read_snapshot(str(SHOP / "cluster.json"), lambda m: None)
+    observer = Observer(inventory)
+    for pcap in sorted((SHOP / "pcaps").glob("*/*.pcap")):
+        scanner = Scanner()
+        with pcap.open("rb") as fh:
+            scanner.scan(fh, str(pcap))
+        observer.add(inventory.pods_by_name[(pcap.parent.name, pcap.stem)], scanner.table)
+    policies = list(yaml.safe_load_all(run("generate", SHOP, "--no-reverse-dns").stdout))
+    assert check_policies(policies, inventory, observer.samples()) > 40
+
+    broken = copy.deepcopy(policies)
+    checkout = next(p for p in broken if p["metadata"]["name"].startswith("checkout"))
+    removed = checkout["spec"]["egress"].pop(0)
+    with pytest.raises(SelfCheckError) as caught:
+        check_policies(broken, inventory, observer.samples())
+    message = str(caught.value)
+    assert caught.value.exit_code is ExitStatus.ERROR
+    assert message.startswith("internal error: the generated policies would deny ")
+    assert "egress shop/checkout-" in message and message.endswith("; please report")
+    assert any(f"{port['protocol']}/{port['port']}" in message for port in removed["ports"])

@@ -26,13 +26,13 @@ from typing import Any
 import pytest
 import yaml
 
+from kubectl_netgen.evaluate import Evaluator, parse_policies
 from kubectl_netgen.flows import flows as fold
 from kubectl_netgen.identity import PeerKind, resolve_flows
 from kubectl_netgen.inventory import read_snapshot
-from kubectl_netgen.model import Inventory, Pod
+from kubectl_netgen.model import Inventory, Pod, PolicyDirection, Protocol
 from kubectl_netgen.pcap import Scanner
 from tests.conftest import ROOT, need, run
-from tests.policycheck import allows
 
 GOLDEN = ROOT / "tests" / "golden" / "scenarios"
 
@@ -258,6 +258,7 @@ class Outcome:
         assert self.result.exit_code == 0, self.result.stderr
         self.policies: list[dict[str, Any]] = list(yaml.safe_load_all(self.result.stdout))
         self.inventory: Inventory = read_snapshot(str(root / "cluster.json"), lambda m: None)
+        self.evaluator = Evaluator(parse_policies(self.policies), self.inventory)
 
     def pod(self, key: str) -> Pod:
         ns, name = key.split("/")
@@ -265,8 +266,19 @@ class Outcome:
 
     def allows(self, own: str, direction: str, remote_ip: str, protocol: str, port: int,
                remote_pod: str | None = None) -> bool:
-        remote = self.pod(remote_pod) if remote_pod else None
-        return allows(self.policies, self.pod(own), direction, remote_ip, remote, protocol, port)
+        """The evaluation engine's answer for ``own``'s side (``ingress``/``egress``) of a flow with ``remote_ip``.
+
+        ``remote_pod`` (``namespace/name``) is the pod the engine must find at ``remote_ip``.
+        """
+        if remote_pod is not None:
+            assert self.evaluator.endpoint(remote_ip).pod == self.pod(remote_pod)
+        return self._allows(self.pod(own), direction, remote_ip, protocol, port)
+
+    def _allows(self, own: Pod, direction: str, remote_ip: str, protocol: str, port: int) -> bool:
+        answer = self.evaluator.allows(PolicyDirection(direction), own.ips[0], ip_address(remote_ip),
+                                       Protocol(protocol), port)
+        assert answer is not None, f"{own.name} is not a pod to the engine"
+        return answer
 
     def check_observed(self) -> int:
         """Assert every flow of every capture is allowed on its side; return how many were checked."""
@@ -280,13 +292,10 @@ class Outcome:
                 for peer in resolved.peers:
                     if peer.kind.ignored or peer.kind.warning or peer.kind is PeerKind.OWN_NODE:
                         continue
-                    remote = self.inventory.pods_by_name.get(peer.pod) if peer.pod else None
-                    if remote is not None and remote.host_network:
-                        remote = None  # a hostNetwork pod is its node's address to a policy
                     port = peer.port if resolved.direction == "egress" else resolved.flow.dst_port
                     assert port is not None
-                    assert allows(self.policies, own, resolved.direction, str(peer.ip), remote,
-                                   resolved.flow.protocol.value, port), (own.name, resolved, peer)
+                    assert self._allows(own, resolved.direction, str(peer.ip), resolved.flow.protocol.value, port), (
+                        own.name, resolved, peer)
                     checked += 1
         assert checked, "the scenario has flows to check"
         return checked
