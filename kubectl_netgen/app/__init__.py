@@ -6,9 +6,11 @@ callable the CLI passes in. One module per use case or shared input:
 * :mod:`.captures`: decoding pcaps into flows and DNS names (``flows``, ``dns``);
 * :mod:`.cluster`: the inventory, live (``snapshot``) or from a file;
 * :mod:`.sources`: which pod each capture belongs to, the inventory to resolve against, reverse DNS;
-* :mod:`.policies`: ``generate``; :mod:`.peers`: ``neighbors``; :mod:`.verify`: ``verify`` and ``explain``.
+* :mod:`.policies`: ``generate``; :mod:`.peers`: ``neighbors``; :mod:`.verify`: ``verify`` and ``explain``;
+* :mod:`.contracts`: ``contracts`` (group contracts, applied, test pods, cleanup); :mod:`.baseline`: ``baseline``.
 """
 
+from kubectl_netgen.app.baseline import BaselineOptions, BaselineResult, baseline, baseline_kyverno
 from kubectl_netgen.app.capture import (
     CaptureProgress,
     CaptureRequest,
@@ -20,15 +22,28 @@ from kubectl_netgen.app.capture import (
 )
 from kubectl_netgen.app.captures import FlowsResult, NamesResult, Warn, dns_names, flows, read_captures
 from kubectl_netgen.app.cluster import LiveCluster, SnapshotResult, live_inventory, read_cluster, snapshot
+from kubectl_netgen.app.contracts import (
+    Change,
+    ContractsPlan,
+    DryRun,
+    apply_manifests,
+    cleanup_contracts,
+    read_contracts,
+)
 from kubectl_netgen.app.peers import Neighbor, NeighborsResult, WorkloadNeighbors, neighbors
 from kubectl_netgen.app.policies import GenerateResult, generate
 from kubectl_netgen.app.sources import ReverseDns
 from kubectl_netgen.app.verify import Exposure, Judged, VerifyResult, read_policies, verify
 
 __all__ = [
+    "BaselineOptions",
+    "BaselineResult",
     "CaptureProgress",
     "CaptureRequest",
     "CaptureResult",
+    "Change",
+    "ContractsPlan",
+    "DryRun",
     "Exposure",
     "FlowsResult",
     "GenerateResult",
@@ -45,7 +60,11 @@ __all__ = [
     "VerifyResult",
     "Warn",
     "WorkloadNeighbors",
+    "apply_manifests",
+    "baseline",
+    "baseline_kyverno",
     "capture",
+    "cleanup_contracts",
     "dns_names",
     "flows",
     "generate",
@@ -53,6 +72,7 @@ __all__ = [
     "neighbors",
     "read_captures",
     "read_cluster",
+    "read_contracts",
     "read_policies",
     "snapshot",
     "verify",

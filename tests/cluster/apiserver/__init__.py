@@ -8,7 +8,8 @@ covers what kubectl-netgen and its tests use:
   aggregated-discovery ``Accept`` is answered with the legacy JSON, which kubectl takes as "fall back";
 * get, list (``labelSelector``, ``fieldSelector``), watch (``resourceVersion``, ``timeoutSeconds``),
   create, update (PUT), delete and merge / strategic-merge / JSON patches on the resources in
-  :data:`RESOURCES`; every write bumps one global ``resourceVersion``;
+  :data:`RESOURCES`, each write also as ``dryRun=All`` (checked, answered, not persisted); every write
+  bumps one global ``resourceVersion``;
 * ``pods/ephemeralcontainers`` (get, patch, PUT) with upstream validation and PodSecurity "restricted"
   admission; each new ephemeral container is run by a :class:`~tests.cluster.runtime.ContainerRuntime`
   whose reports become ``status.ephemeralContainerStatuses`` (each a MODIFIED event) and the log;

@@ -183,6 +183,7 @@ class _Handler(BaseHTTPRequestHandler):
         verb = {"GET": "watch" if watching else ("get" if name else "list"), "POST": "create", "PUT": "update",
                 "PATCH": "patch", "DELETE": "delete"}[method]
         api._check_access(verb, res, sub, namespace, name)
+        dry_run = _dry_run(query) if method in ("POST", "PUT", "PATCH", "DELETE") else False
         if name is None:
             if method == "GET" and watching:
                 events = api.rest_watch(res, namespace, query)
@@ -190,7 +191,7 @@ class _Handler(BaseHTTPRequestHandler):
             elif method == "GET":
                 self._send_json(200, api.rest_list(res, namespace, query))
             elif method == "POST":
-                self._send_json(201, api.rest_create(res, namespace, _json(raw)))
+                self._send_json(201, api.rest_create(res, namespace, _json(raw), dry_run=dry_run))
             else:
                 raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the requested "
                                f"resource ({method})")
@@ -208,10 +209,11 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "GET":
             self._send_json(200, api.rest_get(res, namespace, name))
         elif method == "DELETE":
-            self._send_json(200, api.rest_delete(res, namespace, name))
+            self._send_json(200, api.rest_delete(res, namespace, name, dry_run=dry_run))
         elif method == "PUT":
             body = _json(raw)
-            self._send_json(200, api.rest_update(res, namespace, name, sub, lambda _current: body))
+            self._send_json(200, api.rest_update(res, namespace, name, sub, lambda _current: body,
+                                                 dry_run=dry_run))
         elif method == "PATCH":
             content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
             patcher = PATCHERS.get(content_type)
@@ -219,9 +221,20 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - "
                                f"accepted media types include: {', '.join(PATCHERS)}")
             patch = _json(raw)
-            self._send_json(200, api.rest_update(res, namespace, name, sub, lambda current: patcher(current, patch)))
+            self._send_json(200, api.rest_update(res, namespace, name, sub,
+                                                 lambda current: patcher(current, patch), dry_run=dry_run))
         else:
             raise _no_route()
+
+
+def _dry_run(query: dict[str, str]) -> bool:
+    """``dryRun=All``: check and admit the write, persist nothing (the only value upstream accepts)."""
+    value = query.get("dryRun")
+    if value is None:
+        return False
+    if value != "All":
+        raise bad_request(f"Invalid dry run value: {value}: dryRun must be 'All'")
+    return True
 
 
 def _json(raw: bytes) -> Any:

@@ -263,7 +263,9 @@ class ApiServer(PodLogs):
 
     # -- REST verbs with pod side effects (called by the handler; raise ApiError)
 
-    def rest_delete(self, res: Resource, namespace: str | None, name: str) -> Obj:
+    def rest_delete(self, res: Resource, namespace: str | None, name: str, *, dry_run: bool = False) -> Obj:
+        if dry_run:
+            return self.rest_get(res, namespace, name)
         if res.plural == "pods":
             pod = self.rest_get(res, namespace, name)
             self.delete_pod(namespace or "", name)
@@ -275,7 +277,7 @@ class ApiServer(PodLogs):
             return copy.deepcopy(self._remove(res, key))
 
     def rest_update(self, res: Resource, namespace: str | None, name: str, sub: str | None,
-                    change: Callable[[Obj], Any]) -> Obj:
+                    change: Callable[[Obj], Any], *, dry_run: bool = False) -> Obj:
         """PUT or PATCH: ``change`` maps the current object to the new one; handles conflicts and subresources."""
         started: list[Obj] = []
         with self._cond:
@@ -293,6 +295,8 @@ class ApiServer(PodLogs):
                 new, started = self._ephemeral_update(current, new)
             else:
                 new = self._general_update(res, current, new)
+            if dry_run:
+                return copy.deepcopy(new)
             self._store(res, key, new, "MODIFIED")
             result = copy.deepcopy(new)
         for container in started:

@@ -178,7 +178,7 @@ class ObjectStore:
                 if wanted(event.resource, event.obj):
                     yield {"type": event.type, "object": event.obj}
 
-    def rest_create(self, res: Resource, namespace: str | None, body: Obj) -> Obj:
+    def rest_create(self, res: Resource, namespace: str | None, body: Obj, *, dry_run: bool = False) -> Obj:
         if not isinstance(body, dict) or not isinstance(body.get("metadata"), dict):
             raise bad_request("the body of the request was in an unknown format")
         obj = copy.deepcopy(body)
@@ -201,6 +201,8 @@ class ObjectStore:
             if key in self._objects:
                 raise ApiError(409, "AlreadyExists", f'{res.qualified} "{meta["name"]}" already exists',
                                status_details(res, meta["name"]))
+            if dry_run:
+                return copy.deepcopy(obj)
             self._store(res, key, obj, "ADDED")
             return copy.deepcopy(obj)
 
