@@ -238,6 +238,11 @@ class Observer:
         """The external addresses that policies will name as ipBlocks, sorted."""
         return sorted(set(self._external.values()), key=lambda ip: (ip.version, int(ip)))
 
+    @property
+    def allowances(self) -> int:
+        """How many allowances the workloads' policies hold (one sample each)."""
+        return sum(len(ids) for ids in self._workloads.values())
+
     def samples(self) -> Iterator[Sample]:
         """One observed flow per allowance of every workload, seen from a captured pod of the workload.
 

@@ -44,6 +44,11 @@ class SelfCheckError(NetgenError):
     """The generated policies would deny traffic they were generated from: a bug (exit code 1)."""
 
 
+SELF_CHECK_LIMIT = 200_000
+"""Allowances up to which ``generate`` checks its policies with the engine unless told otherwise: about
+3 s of checking on a 2-core machine. Real policy sets hold far fewer; past it, checking every flow costs
+more than everything else ``generate`` does (12 s for the 875,000 of the scale benchmark)."""
+
 SHOWN_DENIALS = 5
 """How many denied flows a :class:`SelfCheckError` names."""
 
@@ -121,6 +126,7 @@ def generate(
     reverse: ReverseDns | None = None,
     stdin: BinaryIO | None = None,
     strict: bool = False,
+    self_check: bool | None = None,
     warn: Warn,
 ) -> GenerateResult:
     """Turn pod captures into least-privilege NetworkPolicies.
@@ -136,6 +142,8 @@ def generate(
         reverse: Reverse DNS for external addresses no DNS answer named (default: on, system resolver).
         stdin: Binary standard input (``-`` as a pcap file).
         strict: Treat a damaged capture as an error.
+        self_check: Check with the evaluation engine that the policies allow every observed flow before
+            returning them: ``None`` does so up to :data:`SELF_CHECK_LIMIT` allowances.
         warn: Receives one line per warning.
 
     Returns:
@@ -170,6 +178,10 @@ def generate(
     if dns_rule and dns is None and mode is not Mode.INGRESS:
         warn(f"{where} has no kube-system/kube-dns Service with a selector: no DNS rule was added")
     policies = policies_for(observer.allowed(mapping), mode=mode, dns=dns, port_ranges=port_ranges)
-    check_policies(policies, inventory, observer.samples())
+    if self_check or (self_check is None and observer.allowances <= SELF_CHECK_LIMIT):
+        check_policies(policies, inventory, observer.samples())
+    elif self_check is None:
+        warn(f"{observer.allowances} allowances: the policies were not checked against every observed flow "
+             f"(done up to {SELF_CHECK_LIMIT}; --self-check forces it, or run 'kubectl netgen verify')")
     return GenerateResult(policies, external_names(policies), len(observer.workloads), observer.flows,
                           observer.ignored, reports)

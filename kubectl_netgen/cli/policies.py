@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -53,6 +53,9 @@ def generate(
     strict: StrictOpt = False,
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
+    self_check: Annotated[Optional[bool], typer.Option(  # noqa: UP045 - typer needs Optional on Python 3.10
+        "--self-check/--no-self-check", help="Check with the policy engine that the policies allow every "
+        "observed flow before printing them (default: up to 200,000 allowances).", show_default=False)] = None,
 ) -> None:
     """Print least-privilege NetworkPolicies that allow every captured flow and nothing else.
 
@@ -67,7 +70,7 @@ def generate(
         sources, pods=pod or (), cluster=cluster, live=usecases.LiveCluster(kubeconfig, context),
         mode=Mode(mode.value), dns_rule=not no_dns_rule,
         port_ranges=port_ranges, reverse=_reverse(no_reverse_dns, dns_server), stdin=_binary_stdin(env),
-        strict=strict, warn=env.warn)
+        strict=strict, self_check=self_check, warn=env.warn)
     if output is ManifestFormat.JSON:
         env.stdout.write(render.policies_json(result.policies))
     else:

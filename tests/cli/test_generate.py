@@ -246,3 +246,21 @@ def test_the_self_check_fails_on_policies_that_deny_an_observed_flow() -> None:
     assert message.startswith("internal error: the generated policies would deny ")
     assert "egress shop/checkout-" in message and message.endswith("; please report")
     assert any(f"{port['protocol']}/{port['port']}" in message for port in removed["ports"])
+
+
+def test_self_check_runs_up_to_a_limit_and_says_when_it_did_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    import kubectl_netgen.app.policies as policies
+
+    checked: list[int] = []
+    real = policies.check_policies
+    monkeypatch.setattr(policies, "check_policies", lambda *a: checked.append(real(*a)) or checked[-1])
+    default = run("generate", SHOP, "--no-reverse-dns")
+    assert default.exit_code == 0 and len(checked) == 1 and checked[0] > 0
+    monkeypatch.setattr(policies, "SELF_CHECK_LIMIT", 1)
+    over = run("generate", SHOP, "--no-reverse-dns")
+    assert len(checked) == 1 and "were not checked against every observed flow" in over.stderr
+    assert over.stdout == default.stdout
+    forced = run("generate", SHOP, "--no-reverse-dns", "--self-check")
+    assert len(checked) == 2 and "not checked" not in forced.stderr
+    skipped = run("generate", SHOP, "--no-reverse-dns", "--no-self-check")
+    assert len(checked) == 2 and "not checked" not in skipped.stderr
