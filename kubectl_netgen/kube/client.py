@@ -1,0 +1,323 @@
+"""Connecting to the live cluster and reading it: the snapshot and the applied policies.
+
+:func:`connect` finds the cluster as kubectl does (``--kubeconfig``, else ``KUBECONFIG``, else
+``~/.kube/config``, else the in-cluster service account) and :meth:`Cluster.snapshot` lists the kinds a
+cluster snapshot holds into the same ``v1 List`` that ``kubectl get … -o json`` prints: the API's own
+JSON (camelCase, read raw so nothing is lost or renamed by the client's models), each item with its
+``apiVersion`` and ``kind``, sorted by kind, namespace and name so the same cluster gives the same bytes.
+
+``kubernetes`` costs about a second to import, so it is imported inside the functions that use it; the
+CLI's ``--help`` never pays for it. Client exceptions become :class:`~kubectl_netgen.errors.ClusterError`
+and its subclasses here, with server payloads cut short.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubectl_netgen.errors import (
+    ClusterError,
+    ForbiddenError,
+    InputError,
+    NotFoundError,
+    cut,
+)
+
+Warn = Callable[[str], None]
+Obj = dict[str, Any]
+
+SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+PAGE_SIZE = 500
+TIMEOUT = (10, 120)
+"""(connect, read) seconds for each API request."""
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A resource type a snapshot lists."""
+
+    kind: str
+    api_version: str
+    """``v1`` or ``<group>/<version>``."""
+    plural: str
+    namespaced: bool
+
+    @property
+    def group(self) -> str:
+        """The API group (``""`` for the core group)."""
+        return self.api_version.rpartition("/")[0]
+
+    def path(self, namespace: str | None) -> str:
+        """The list URL, in ``namespace`` or across all namespaces (``None``)."""
+        prefix = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        scope = f"/namespaces/{namespace}" if namespace is not None and self.namespaced else ""
+        return f"{prefix}{scope}/{self.plural}"
+
+
+RESOURCES: tuple[Resource, ...] = (
+    Resource("Namespace", "v1", "namespaces", False),
+    Resource("Pod", "v1", "pods", True),
+    Resource("Service", "v1", "services", True),
+    Resource("EndpointSlice", "discovery.k8s.io/v1", "endpointslices", True),
+    Resource("Node", "v1", "nodes", False),
+    Resource("ReplicaSet", "apps/v1", "replicasets", True),
+    Resource("Deployment", "apps/v1", "deployments", True),
+    Resource("StatefulSet", "apps/v1", "statefulsets", True),
+    Resource("DaemonSet", "apps/v1", "daemonsets", True),
+    Resource("Job", "batch/v1", "jobs", True),
+    Resource("CronJob", "batch/v1", "cronjobs", True),
+)
+"""What a snapshot holds, in the order of ``kubectl get namespaces,pods,services,…``."""
+
+_ORDER = {r.kind: i for i, r in enumerate(RESOURCES)}
+
+POLICY_RESOURCES: tuple[Resource, ...] = (
+    Resource("NetworkPolicy", "networking.k8s.io/v1", "networkpolicies", True),
+    Resource("AdminNetworkPolicy", "policy.networking.k8s.io/v1alpha1", "adminnetworkpolicies", False),
+    Resource("BaselineAdminNetworkPolicy", "policy.networking.k8s.io/v1alpha1", "baselineadminnetworkpolicies", False),
+)
+"""The policies a cluster applies: NetworkPolicies, and the Network Policy API's tiers where installed."""
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A connection to a cluster's API server."""
+
+    api: Any
+    """A ``kubernetes.client.ApiClient``."""
+    server: str
+    """The API server URL (for messages)."""
+    namespace: str
+    """The namespace of the kubeconfig context (``default`` if it names none)."""
+
+    def snapshot(self, namespace: str | None, warn: Warn) -> Obj:
+        """List every snapshot kind into a ``v1 List``.
+
+        Args:
+            namespace: Restrict namespaced kinds (and the Namespace list) to this namespace; ``None``
+                reads all namespaces. Nodes are cluster-scoped and always read.
+            warn: Told about kinds the server does not serve (they are left out).
+
+        Returns:
+            The ``v1 List``, items sorted by kind (as :data:`RESOURCES`), namespace and name.
+
+        Raises:
+            ClusterError: The server cannot be reached or refuses (ForbiddenError: RBAC), or
+                NotFoundError: ``namespace`` does not exist.
+        """
+        items: list[Obj] = []
+        for res in RESOURCES:
+            if res.kind == "Namespace" and namespace is not None:
+                obj = self._get(res, f"/api/v1/namespaces/{namespace}", namespace)
+                items.append(_typed(res, obj))
+                continue
+            try:
+                items.extend(_typed(res, obj) for obj in self._list(res, namespace))
+            except NotFoundError:
+                warn(f"the API server does not serve {res.api_version} {res.plural}: "
+                     f"{res.kind}s are left out of the snapshot")
+        items.sort(key=_sort_key)
+        return {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items}
+
+    def policies(self, warn: Warn) -> list[Obj]:
+        """Every policy applied in the cluster, as manifests.
+
+        NetworkPolicies in all namespaces, and the tiered policies of the Network Policy API when their
+        CRDs are installed (none otherwise).
+
+        Raises:
+            ClusterError: The server cannot be reached or refuses (ForbiddenError: RBAC).
+        """
+        items: list[Obj] = []
+        for res in POLICY_RESOURCES:
+            try:
+                items.extend(_typed(res, obj) for obj in self._list(res, None))
+            except NotFoundError:
+                if res.kind == "NetworkPolicy":
+                    warn("the API server does not serve networking.k8s.io/v1 networkpolicies")
+        return items
+
+    def close(self) -> None:
+        """Release the client's connections."""
+        self.api.close()
+
+    def _list(self, res: Resource, namespace: str | None) -> Iterator[Obj]:
+        query: list[tuple[str, Any]] = [("limit", PAGE_SIZE)]
+        while True:
+            page = self._request(res.path(namespace), query, res, "list", namespace)
+            yield from page.get("items") or ()
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return
+            query = [("limit", PAGE_SIZE), ("continue", token)]
+
+    def _get(self, res: Resource, path: str, name: str) -> Obj:
+        try:
+            return self._request(path, [], res, "get", None)
+        except NotFoundError as e:
+            raise NotFoundError(f'namespace "{name}" not found; check the name (kubectl get namespaces) '
+                                "or use -A for all namespaces") from e
+
+    def _request(self, path: str, query: list[tuple[str, Any]], res: Resource, verb: str,
+                 namespace: str | None) -> Obj:
+        with _converted(self.server, res, verb, namespace):
+            response = self.api.call_api(
+                path, "GET", query_params=query, header_params={"Accept": "application/json"},
+                auth_settings=["BearerToken"], _preload_content=False, _return_http_data_only=True,
+                _request_timeout=TIMEOUT,
+            )
+            data = response.data
+        try:
+            document = json.loads(data)
+        except ValueError as e:
+            raise ClusterError(f"the API server at {self.server} answered GET {path} with something that is not "
+                               f"JSON: {cut(data.decode('utf-8', 'replace'))}") from e
+        if not isinstance(document, dict):
+            raise ClusterError(f"the API server at {self.server} answered GET {path} with JSON that is not an object")
+        return document
+
+
+def _typed(res: Resource, obj: Obj) -> Obj:
+    """The item with ``apiVersion`` and ``kind`` first, as ``kubectl get -o json`` prints list items."""
+    rest = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}
+    return {"apiVersion": res.api_version, "kind": res.kind, **rest}
+
+
+def _sort_key(item: Obj) -> tuple[int, str, str]:
+    meta = item.get("metadata") or {}
+    return _ORDER[item["kind"]], str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
+@contextmanager
+def _converted(server: str, res: Resource, verb: str, namespace: str | None) -> Iterator[None]:
+    """Turn client and connection exceptions into our errors."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError, MaxRetryError
+
+    try:
+        yield
+    except ApiException as e:
+        raise _api_error(e, server, res, verb, namespace) from e
+    except MaxRetryError as e:
+        raise ClusterError(f"cannot reach the API server at {server}: {cut(str(e.reason or e))}") from e
+    except (HTTPError, OSError) as e:
+        raise ClusterError(f"cannot reach the API server at {server}: {cut(str(e))}") from e
+
+
+def _server_message(e: Any) -> str:
+    """The ``message`` of the ``Status`` a server answered with, else its raw body or reason."""
+    body = e.body.decode("utf-8", "replace") if isinstance(e.body, bytes) else (e.body or "")
+    try:
+        status = json.loads(body)
+        if isinstance(status, dict) and isinstance(status.get("message"), str):
+            return cut(status["message"])
+    except ValueError:
+        pass
+    return cut(body.strip() or str(e.reason or ""))
+
+
+def _api_error(e: Any, server: str, res: Resource, verb: str, namespace: str | None) -> ClusterError:
+    if e.status == 401:
+        return ClusterError(f"unauthorized: check your kubeconfig credentials (the API server at {server} "
+                            f"said: {_server_message(e)})")
+    if e.status == 403:
+        target = res.plural if res.group == "" else f"{res.plural}.{res.group}"
+        where = f'in namespace "{namespace}"' if namespace is not None and res.namespaced else (
+            "in all namespaces" if res.namespaced else "(cluster-scoped)")
+        group = f' in API group "{res.group}"' if res.group else ""
+        scope = "" if namespace is not None and res.namespaced else " with a ClusterRole"
+        return ForbiddenError(f'forbidden: cannot {verb} {target} {where} (RBAC: grant verb "{verb}" on resource '
+                              f'"{res.plural}"{group}{scope}); ask your cluster admin or use --cluster FILE')
+    if e.status == 404:
+        return NotFoundError(f"not found: {res.api_version} {res.plural} ({_server_message(e)})")
+    return ClusterError(f"the API server at {server} answered {e.status} {e.reason or ''} to {verb} {res.plural}: "
+                        f"{_server_message(e)}".replace("  ", " "))
+
+
+# ----------------------------------------------------------------------------- finding the cluster
+
+
+def _kubeconfig_path(kubeconfig: str | None) -> str | None:
+    """The kubeconfig file(s) to load, ``os.pathsep``-joined, or ``None`` when there is none."""
+    if kubeconfig:
+        if not Path(kubeconfig).is_file():
+            raise InputError(f"{kubeconfig}: no such kubeconfig file; give --kubeconfig the path of a kubeconfig")
+        return kubeconfig
+    env = os.environ.get("KUBECONFIG", "")
+    existing = [p for p in env.split(os.pathsep) if p and Path(p).expanduser().is_file()]
+    if existing:
+        return os.pathsep.join(existing)
+    default = Path("~/.kube/config").expanduser()
+    return str(default) if default.is_file() else None
+
+
+def connect(kubeconfig: str | None, context: str | None) -> Cluster:
+    """Connect to the cluster as kubectl would.
+
+    Args:
+        kubeconfig: A kubeconfig file; ``None`` uses ``KUBECONFIG``, else ``~/.kube/config``, else the
+            in-cluster service account.
+        context: A kubeconfig context; ``None`` uses the current one.
+
+    Returns:
+        The cluster (no request is made yet).
+
+    Raises:
+        InputError: ``kubeconfig`` does not exist.
+        ClusterError: No configuration is found, or it cannot be used (unknown context, bad file).
+    """
+    from kubernetes import client, config
+    from kubernetes.config.config_exception import ConfigException
+
+    path = _kubeconfig_path(kubeconfig)
+    if path is None:
+        if context:
+            raise ClusterError(f"no kubeconfig found for --context {context}: set KUBECONFIG or use --kubeconfig")
+        configuration = client.Configuration()
+        try:
+            config.load_incluster_config(client_configuration=configuration)
+        except ConfigException as e:
+            raise ClusterError("no kubeconfig found (KUBECONFIG, ~/.kube/config) and not running in a pod: "
+                               "use --kubeconfig FILE, or --cluster FILE with a snapshot") from e
+        try:
+            namespace = Path(SERVICE_ACCOUNT_NAMESPACE).read_text().strip() or "default"
+        except OSError:
+            namespace = "default"
+        return Cluster(client.ApiClient(configuration), str(configuration.host), namespace)
+    try:
+        contexts, current = config.list_kube_config_contexts(config_file=path)
+        chosen = current if context is None else next((c for c in contexts if c.get("name") == context), None)
+        if chosen is None:
+            names = ", ".join(sorted(str(c.get("name")) for c in contexts)) or "none"
+            raise ClusterError(f"no context {context!r} in the kubeconfig {path} (contexts: {names})")
+        api = config.new_client_from_config(config_file=path, context=context, persist_config=False)
+    except ConfigException as e:
+        raise ClusterError(f"cannot use the kubeconfig {path}: {cut(str(e))}") from e
+    except (OSError, ValueError) as e:  # unreadable file, YAML that is not a kubeconfig
+        raise ClusterError(f"cannot read the kubeconfig {path}: {cut(str(e))}") from e
+    namespace = (chosen.get("context") or {}).get("namespace") or "default"
+    return Cluster(api, str(api.configuration.host), str(namespace))
+
+
+def snapshot(kubeconfig: str | None, context: str | None, namespace: str | None,
+             warn: Warn = lambda _: None) -> Obj:
+    """Read the cluster into a ``v1 List`` (see :meth:`Cluster.snapshot`; ``namespace=None``: all).
+
+    Raises:
+        InputError: ``kubeconfig`` does not exist.
+        ClusterError: See :func:`connect` and :meth:`Cluster.snapshot`.
+    """
+    cluster = connect(kubeconfig, context)
+    try:
+        return cluster.snapshot(namespace, warn)
+    finally:
+        cluster.close()
+
+
+# ----------------------------------------------------------------------------- capturing pods
