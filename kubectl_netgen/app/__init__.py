@@ -7,19 +7,11 @@ callable the CLI passes in. One module per use case or shared input:
 * :mod:`.cluster`: the inventory, live (``snapshot``) or from a file;
 * :mod:`.sources`: which pod each capture belongs to, the inventory to resolve against, reverse DNS;
 * :mod:`.policies`: ``generate``; :mod:`.peers`: ``neighbors``; :mod:`.verify`: ``verify`` and ``explain``;
+* :mod:`.recording`: ``capture`` (live pods: target selection, one pod's capture, the run);
 * :mod:`.contracts`: ``contracts`` (group contracts, applied, test pods, cleanup); :mod:`.baseline`: ``baseline``.
 """
 
 from kubectl_netgen.app.baseline import BaselineOptions, BaselineResult, baseline, baseline_kyverno
-from kubectl_netgen.app.capture import (
-    CaptureProgress,
-    CaptureRequest,
-    CaptureResult,
-    PodOutcome,
-    PodProgress,
-    PodState,
-    capture,
-)
 from kubectl_netgen.app.captures import FlowsResult, NamesResult, Warn, dns_names, flows, read_captures
 from kubectl_netgen.app.cluster import LiveCluster, SnapshotResult, live_inventory, read_cluster, snapshot
 from kubectl_netgen.app.contracts import (
@@ -32,6 +24,15 @@ from kubectl_netgen.app.contracts import (
 )
 from kubectl_netgen.app.peers import Neighbor, NeighborsResult, WorkloadNeighbors, neighbors
 from kubectl_netgen.app.policies import GenerateResult, generate
+from kubectl_netgen.app.recording import (
+    CaptureProgress,
+    CaptureRequest,
+    CaptureResult,
+    PodOutcome,
+    PodProgress,
+    PodState,
+    capture,
+)
 from kubectl_netgen.app.sources import ReverseDns
 from kubectl_netgen.app.verify import Exposure, Judged, VerifyResult, read_policies, verify
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from kubectl_netgen.render.common import _console, _size
 
 if TYPE_CHECKING:
-    from kubectl_netgen.app.capture import CaptureResult, PodProgress
+    from kubectl_netgen.app.recording import CaptureResult, PodProgress
 
 
 def _pod_line(p: PodProgress) -> str:

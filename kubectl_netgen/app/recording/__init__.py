@@ -1,0 +1,28 @@
+"""``capture``: run tcpdump in an ephemeral container in every pod behind the targets; write a capture directory.
+
+For each pod (in parallel, bounded): add the capture container (``pods/ephemeralcontainers``; nothing
+restarts), wait for it to run (giving up after the start timeout), follow its log and decode the framed
+base64 stream as it arrives (:mod:`kubectl_netgen.capturing.stream`), writing each tcpdump's bytes to disk
+at once, then merge them into ``pcaps/<ns>/<pod>.pcap`` and write the socket tables. A pod's failure is its
+own outcome; the others go on. On Ctrl-C every stream is closed, what arrived is written, and the result
+says it was interrupted. The inventory is read at the start and again at the end (``cluster.json``).
+
+Progress goes to a :class:`CaptureProgress` the CLI passes in; nothing here prints.
+"""
+
+from kubectl_netgen.app.recording.model import (
+    CaptureProgress,
+    CaptureRequest,
+    CaptureResult,
+    PodOutcome,
+    PodProgress,
+    PodRef,
+    PodState,
+)
+from kubectl_netgen.app.recording.run import capture, default_directory
+from kubectl_netgen.app.recording.selection import choose_pods
+
+__all__ = [
+    "CaptureProgress", "CaptureRequest", "CaptureResult", "PodOutcome", "PodProgress", "PodRef", "PodState",
+    "capture", "choose_pods", "default_directory",
+]
