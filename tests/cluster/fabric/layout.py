@@ -154,6 +154,28 @@ EXTERNAL_NAMES: dict[str, dict[str, str]] = {
 API_SERVER = ("10.250.0.11", 6443)
 
 
+def system_controllers() -> list[Controller]:
+    """What every layout runs in kube-system: cluster DNS, and a hostNetwork DaemonSet on node-b."""
+    return [
+        Controller("Deployment", "kube-system", "coredns", {"k8s-app": "kube-dns"},
+                   "registry.k8s.io/coredns/coredns:v1.11.1",
+                   (Port("dns", 53, "UDP"), Port("dns-tcp", 53)), [("node-a", "10.244.1.2")], {"dns": True}),
+        Controller("DaemonSet", "kube-system", "node-exporter", {"app": "node-exporter"},
+                   "quay.io/prometheus/node-exporter:v1.8.0", (Port("metrics", 9100),), [("node-b", "")],
+                   {"servers": [{"port": 9100, "kind": "http"}]}, host_network=True),
+    ]
+
+
+def system_services() -> list[ServiceSpec]:
+    """The Services every cluster has: ``default/kubernetes`` (the API server) and ``kube-system/kube-dns``."""
+    return [
+        ServiceSpec("default", "kubernetes", "10.96.0.1", None, (("https", 443, API_SERVER[1], "TCP"),),
+                    endpoints=(API_SERVER[0],)),
+        ServiceSpec("kube-system", "kube-dns", DNS_IP, {"k8s-app": "kube-dns"},
+                    (("dns", 53, 53, "UDP"), ("dns-tcp", 53, 53, "TCP"))),
+    ]
+
+
 def default_layout(iterations: int) -> tuple[list[Controller], list[ServiceSpec]]:
     """The suggested cluster: shop (frontend, checkout, db, a smoke CronJob) and kube-system (DNS, exporter).
 
@@ -182,18 +204,10 @@ def default_layout(iterations: int) -> tuple[list[Controller], list[ServiceSpec]
                    [("node-b", "10.244.2.12")],
                    {"clients": [{"kind": "http", "host": "frontend", "port": 80}],
                     "iterations": max(1, iterations // 4), "interval": 2.0}),
-        Controller("Deployment", "kube-system", "coredns", {"k8s-app": "kube-dns"},
-                   "registry.k8s.io/coredns/coredns:v1.11.1",
-                   (Port("dns", 53, "UDP"), Port("dns-tcp", 53)), [("node-a", "10.244.1.2")], {"dns": True}),
-        Controller("DaemonSet", "kube-system", "node-exporter", {"app": "node-exporter"},
-                   "quay.io/prometheus/node-exporter:v1.8.0", (Port("metrics", 9100),), [("node-b", "")],
-                   {"servers": [{"port": 9100, "kind": "http"}]}, host_network=True),
+        *system_controllers(),
     ]
     services = [
-        ServiceSpec("default", "kubernetes", "10.96.0.1", None, (("https", 443, API_SERVER[1], "TCP"),),
-                    endpoints=(API_SERVER[0],)),
-        ServiceSpec("kube-system", "kube-dns", DNS_IP, {"k8s-app": "kube-dns"},
-                    (("dns", 53, 53, "UDP"), ("dns-tcp", 53, 53, "TCP"))),
+        *system_services(),
         ServiceSpec("shop", "frontend", "10.96.100.10", {"app": "frontend"}, (("http", 80, "http", "TCP"),)),
         ServiceSpec("shop", "checkout", "10.96.100.20", {"app": "checkout"}, (("http", 8080, 8080, "TCP"),)),
         ServiceSpec("shop", "db", None, {"app": "db"}, (("postgres", 5432, 5432, "TCP"),)),

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.cluster.fabric.layout import API_SERVER, DNS_IP, Controller, Port, ServiceSpec
+from tests.cluster.fabric.layout import Controller, Port, ServiceSpec, system_controllers, system_services
 
 INTERVAL = 1.0
 """Seconds between two rounds of a client loop: the example's captures stay small."""
@@ -104,19 +104,9 @@ def shop_layout(iterations: int) -> tuple[list[Controller], list[ServiceSpec]]:
                    _calls(iterations, _http("gateway", 80), _http("checkout.shop", 8080), servers=serve_http),
                    readiness_port="http"),
     ]
-    system = [
-        Controller("Deployment", "kube-system", "coredns", {"k8s-app": "kube-dns"},
-                   "registry.k8s.io/coredns/coredns:v1.11.1",
-                   (Port("dns", 53, "UDP"), Port("dns-tcp", 53)), [("node-a", "10.244.1.2")], {"dns": True}),
-        Controller("DaemonSet", "kube-system", "node-exporter", {"app": "node-exporter"},
-                   "quay.io/prometheus/node-exporter:v1.8.0", (Port("metrics", 9100),), [("node-b", "")],
-                   {"servers": [{"port": 9100, "kind": "http"}]}, host_network=True),
-    ]
+    system = system_controllers()
     services = [
-        ServiceSpec("default", "kubernetes", "10.96.0.1", None, (("https", 443, API_SERVER[1], "TCP"),),
-                    endpoints=(API_SERVER[0],)),
-        ServiceSpec("kube-system", "kube-dns", DNS_IP, {"k8s-app": "kube-dns"},
-                    (("dns", 53, 53, "UDP"), ("dns-tcp", 53, 53, "TCP"))),
+        *system_services(),
         ServiceSpec("shop", "frontend", "10.96.100.10", {"app": "frontend"}, (("http", 80, "http", "TCP"),)),
         ServiceSpec("shop", "checkout", "10.96.100.20", {"app": "checkout"}, (("http", 8080, 8080, "TCP"),)),
         ServiceSpec("shop", "catalog", "10.96.100.30", {"app": "catalog"}, (("http", 8080, 8080, "TCP"),)),
