@@ -19,6 +19,7 @@ Direction, in order of evidence:
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from ipaddress import ip_address
 
@@ -122,6 +123,8 @@ class TrafficTable:
 
 Listening = set[tuple[bytes, int, int]]
 """(address, IP protocol, port) of servers seen accepting a handshake."""
+KnownListening = AbstractSet[tuple[bytes, int, int]]
+"""Listening sockets learnt elsewhere (a pod's socket tables), as a set or frozenset."""
 
 
 def listening_ports(table: TrafficTable) -> Listening:
@@ -144,7 +147,7 @@ class _LazyListening:
     ``known`` holds listening sockets learnt elsewhere (a pod's socket tables), for any protocol.
     """
 
-    def __init__(self, table: TrafficTable, known: Listening | frozenset[tuple[bytes, int, int]] = frozenset()) -> None:
+    def __init__(self, table: TrafficTable, known: KnownListening = frozenset()) -> None:
         self.table = table
         self.known = known
         self.found: Listening | None = None
@@ -230,8 +233,7 @@ FlowKey = tuple[int, bytes, bytes, int | None, str]
 """(IP protocol, client address, server address, server port or ``None`` for ICMP, kind), addresses packed."""
 
 
-def _connections(table: TrafficTable, sums: dict[FlowKey, FlowSum], known: Listening | frozenset[
-        tuple[bytes, int, int]]) -> None:
+def _connections(table: TrafficTable, sums: dict[FlowKey, FlowSum], known: KnownListening) -> None:
     """Fold TCP, UDP and SCTP rows: pair both directions, orient, sum per flow."""
     listening = _LazyListening(table, known)
     for proto, rows in table.rows.items():
@@ -291,8 +293,7 @@ def _icmp(table: TrafficTable, sums: dict[FlowKey, FlowSum]) -> None:
                 s.add(row)
 
 
-def fold(table: TrafficTable, listening: Listening | frozenset[tuple[bytes, int, int]] = frozenset()) -> dict[
-        FlowKey, FlowSum]:
+def fold(table: TrafficTable, listening: KnownListening = frozenset()) -> dict[FlowKey, FlowSum]:
     """Fold a traffic table into flows, as packed keys and counters (no :class:`Flow` values, unsorted).
 
     For callers that only need who talked to whom over a large capture; :func:`flows` builds on it.
@@ -305,7 +306,7 @@ def fold(table: TrafficTable, listening: Listening | frozenset[tuple[bytes, int,
     return sums
 
 
-def flows(table: TrafficTable, listening: Listening | frozenset[tuple[bytes, int, int]] = frozenset()) -> list[Flow]:
+def flows(table: TrafficTable, listening: KnownListening = frozenset()) -> list[Flow]:
     """Fold a traffic table into flows, sorted by protocol, server, port and client.
 
     Args:

@@ -429,6 +429,7 @@ def resolve_flows(
     own: Pod,
     flows: Iterable[Flow],
     names: Names | None = None,
+    lookups: Lookups | None = None,
 ) -> list[ResolvedFlow]:
     """Resolve the remote side of every flow of the captured pod ``own``.
 
@@ -442,11 +443,12 @@ def resolve_flows(
         own: The captured pod.
         flows: Its flows, as decoded from its capture.
         names: Address -> names from the capture's DNS answers (and reverse DNS).
+        lookups: Indexes over ``inventory`` shared with the resolutions of other pods.
 
     Returns:
         The resolved flows, egress before ingress, each in protocol, server, port, client order.
     """
-    resolver = Resolver(inventory, own, names)
+    resolver = Resolver(inventory, own, names, lookups)
     resolved: list[ResolvedFlow] = []
     for flow in flows:
         direction = direction_of(own, flow)

@@ -73,11 +73,6 @@ class _Outcome:
     pod_specific: bool
     """It involved the resolving pod itself or its node: never reused for another pod."""
 
-    @property
-    def ignored(self) -> bool:
-        """Needs no rule and warns of nothing (loopback, the pod itself, its own node, ICMP)."""
-        return not self.parts and not self.warnings
-
 
 _Key = tuple[bool, bytes, int, int | None]
 """(egress, packed remote address, IP protocol, server port or None)."""

@@ -119,7 +119,7 @@ def neighbors(
         ClusterError: The live cluster cannot be read.
         DecodeError: A damaged capture with ``strict``.
     """
-    from kubectl_netgen.identity import resolve_flows
+    from kubectl_netgen.identity import Lookups, resolve_flows
 
     decoded = decode_pods(sources, pods, cluster, live=live, stdin=stdin, strict=strict, warn=warn,
                           reverse=reverse)
@@ -127,11 +127,12 @@ def neighbors(
     totals: dict[WorkloadRef, dict[_NeighborKey, list[int]]] = {}
     names: dict[tuple[WorkloadRef, _NeighborKey], set[str]] = {}
     flow_count = 0
+    lookups = Lookups(decoded.inventory)  # built once, not once per captured pod
     for own, pod_flows in decoded.pods:
         captured.setdefault(own.workload, set()).add(own.name)
         found = totals.setdefault(own.workload, {})
         flow_count += len(pod_flows)
-        for resolved in resolve_flows(decoded.inventory, own, pod_flows, decoded.names):
+        for resolved in resolve_flows(decoded.inventory, own, pod_flows, decoded.names, lookups):
             flow = resolved.flow
             keys: dict[_NeighborKey, None] = {}  # a Service's backends in one workload count the flow once
             for peer in resolved.peers:

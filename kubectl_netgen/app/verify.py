@@ -10,7 +10,8 @@ judged once.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO
 
 from kubectl_netgen import manifests
@@ -88,8 +89,6 @@ class VerifyResult:
     """What was evaluated."""
     decoded: int = 0
     """Flows read from the captures (before Service translation and de-duplication)."""
-    skipped: tuple[str, ...] = field(default=())
-    """Documents of the policy sources that are not policies."""
     exposure: list[Exposure] | None = None
     """With ``what_if``: per workload the policies isolate, what they allow that was never observed."""
 
@@ -250,7 +249,7 @@ def verify(
     if "-" in policies and "-" in sources:
         raise InputError("'-' (stdin) can be the policies or a capture, not both")
     policy_set = read_policies(policies, stdin=stdin, live=live, live_policies=live_policies, warn=warn)
-    by_pod = bool(pods) or (len(sources) == 1 and is_capture_dir_path(sources[0]))
+    by_pod = bool(pods) or (len(sources) == 1 and is_capture_dir(Path(sources[0])))
     captures, cluster_file = pod_captures(sources, pods, cluster) if by_pod else (
         [PodCapture("", "", path) for path in sources], cluster)
     if not captures:
@@ -269,11 +268,5 @@ def verify(
         judge.add_pod_flows(own, found)
     judged = judge.judged()
     gap = exposure(inventory, evaluator, judged) if what_if else None
-    return VerifyResult(judged, reports, policy_set, decoded, policy_set.skipped, gap)
+    return VerifyResult(judged, reports, policy_set, decoded, gap)
 
-
-def is_capture_dir_path(source: str) -> bool:
-    """Whether ``source`` names a capture directory."""
-    from pathlib import Path
-
-    return source != "-" and is_capture_dir(Path(source))

@@ -31,7 +31,6 @@ from kubectl_netgen.render.neighbors import neighbor_record, neighbors_json, nei
 from kubectl_netgen.render.policies import generate_summary, policies_json, policies_yaml
 from kubectl_netgen.render.verify import (
     explain_text,
-    exposure_json,
     exposure_report,
     judged_record,
     verify_json,
@@ -41,7 +40,7 @@ from kubectl_netgen.render.verify import (
 
 __all__ = [
     "CaptureDisplay", "baseline_summary", "capture_failures", "capture_summary", "change_line", "cleanup_summary",
-    "contracts_summary", "dump_json", "explain_text", "exposure_json", "exposure_report", "flow_record", "flows_json",
+    "contracts_summary", "dump_json", "explain_text", "exposure_report", "flow_record", "flows_json",
     "flows_summary", "flows_table", "generate_summary", "judged_record", "left_out_note", "manifests_yaml",
     "names_json", "names_summary", "names_table", "neighbor_record", "neighbors_json", "neighbors_summary",
     "neighbors_table", "policies_json", "policies_yaml", "rfc3339", "snapshot_summary", "verify_json",

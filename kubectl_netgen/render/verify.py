@@ -93,13 +93,6 @@ def exposure_report(result: VerifyResult, out: TextIO) -> None:
     console.print(table)
 
 
-def exposure_json(result: VerifyResult) -> str:
-    """``--what-if`` exposure as a JSON array (for stderr-free scripting, with ``--exposure-json``)."""
-    return dump_json([{"workload": f"{e.workload.namespace}/{e.workload.name}", "direction": e.direction.value,
-                       "peer": f"{e.peer.namespace}/{e.peer.name}", "protocol": e.protocol.value, "port": e.port}
-                      for e in result.exposure or []])
-
-
 def _selector_words(selector: LabelSelector | None, everything: str) -> str:
     if selector is None or (not selector.match_labels and not selector.match_expressions):
         return everything
