@@ -10,6 +10,8 @@ Direction, in order of evidence:
 * TCP: a SYN without ACK names its sender the client; a SYN+ACK alone (a
   capture that began mid-handshake) names its receiver. SCTP: INIT / INIT ACK
   likewise. ICMP echo: the requester.
+* A connection the pod's socket tables list: their client end (the side that
+  does not own a LISTEN socket on its port), ahead of every guess below.
 * UDP: the side that sent first, when the other side answered and the ports
   do not say otherwise (a request/response pair).
 * Otherwise a guess from ports: a port seen accepting a handshake elsewhere in
@@ -125,6 +127,8 @@ Listening = set[tuple[bytes, int, int]]
 """(address, IP protocol, port) of servers seen accepting a handshake."""
 KnownListening = AbstractSet[tuple[bytes, int, int]]
 """Listening sockets learnt elsewhere (a pod's socket tables), as a set or frozenset."""
+KnownConnections = AbstractSet[tuple[int, Packed]]
+"""Connections learnt elsewhere (a pod's socket tables): (IP protocol, packed client -> server key)."""
 
 
 def listening_ports(table: TrafficTable) -> Listening:
@@ -180,14 +184,20 @@ def _first(row: list[int] | None) -> int:
     return row[FIRST] if row is not None and row[FIRST] >= 0 else 1 << 63
 
 
-def _client_is_sender(proto: int, a: bytes, b: bytes, pa: int, pb: int, row: list[int], back: list[int] | None,
-                      listening: _LazyListening) -> tuple[bool, Direction]:
-    """Decide whether ``a``, the sender of ``row`` (a:pa -> b:pb), is the client, and on what evidence."""
+def _client_is_sender(proto: int, key: Packed, a: bytes, b: bytes, pa: int, pb: int, row: list[int],
+                      back: list[int] | None, listening: _LazyListening,
+                      known: KnownConnections) -> tuple[bool, Direction]:
+    """Decide whether ``a``, the sender of ``row`` (``key``: a:pa -> b:pb), is the client, and on what evidence."""
     if proto == IPPROTO_TCP or proto == IPPROTO_SCTP:
         if row[OPENS] or (back is not None and back[ACCEPTS]):
             return True, Direction.HANDSHAKE
         if row[ACCEPTS] or (back is not None and back[OPENS]):
             return False, Direction.HANDSHAKE
+    if known:
+        if (proto, key) in known:
+            return True, Direction.SOCKET
+        if (proto, reverse(key)) in known:
+            return False, Direction.SOCKET
     score_a = _port_score(a, proto, pa, listening)
     score_b = _port_score(b, proto, pb, listening)
     if proto == IPPROTO_UDP:
@@ -215,6 +225,8 @@ class FlowSum:
     first: int = -1
     last: int = -1
     handshake: bool = False
+    socket: bool = False
+    """Some connection's direction came from the pod's socket tables."""
 
     def add(self, row: list[int] | None, back: list[int] | None = None) -> None:
         """Add the counters of one connection's rows (either direction may be missing)."""
@@ -233,7 +245,8 @@ FlowKey = tuple[int, bytes, bytes, int | None, str]
 """(IP protocol, client address, server address, server port or ``None`` for ICMP, kind), addresses packed."""
 
 
-def _connections(table: TrafficTable, sums: dict[FlowKey, FlowSum], known: KnownListening) -> None:
+def _connections(table: TrafficTable, sums: dict[FlowKey, FlowSum], known: KnownListening,
+                 connections: KnownConnections) -> None:
     """Fold TCP, UDP and SCTP rows: pair both directions, orient, sum per flow."""
     listening = _LazyListening(table, known)
     for proto, rows in table.rows.items():
@@ -250,7 +263,8 @@ def _connections(table: TrafficTable, sums: dict[FlowKey, FlowSum], known: Known
             if (proto == IPPROTO_TCP or proto == IPPROTO_SCTP) and row[OPENS] and not row[ACCEPTS]:
                 sender_is_client, direction = True, Direction.HANDSHAKE  # the common case, decided at once
             else:
-                sender_is_client, direction = _client_is_sender(proto, src, dst, sp, dp, row, back, listening)
+                sender_is_client, direction = _client_is_sender(proto, key, src, dst, sp, dp, row, back, listening,
+                                                                connections)
             flow_key = (proto, src, dst, dp, "connection") if sender_is_client else (proto, dst, src, sp, "connection")
             s = sums.get(flow_key)
             if s is None:
@@ -258,6 +272,8 @@ def _connections(table: TrafficTable, sums: dict[FlowKey, FlowSum], known: Known
             s.connections += 1
             if direction is Direction.HANDSHAKE:
                 s.handshake = True
+            elif direction is Direction.SOCKET:
+                s.socket = True
             # FlowSum.add, inlined: this loop runs once per connection of a capture.
             for r in (row, back) if back is not None else (row,):
                 s.packets += r[PACKETS]
@@ -293,25 +309,29 @@ def _icmp(table: TrafficTable, sums: dict[FlowKey, FlowSum]) -> None:
                 s.add(row)
 
 
-def fold(table: TrafficTable, listening: KnownListening = frozenset()) -> dict[FlowKey, FlowSum]:
+def fold(table: TrafficTable, listening: KnownListening = frozenset(),
+         connections: KnownConnections = frozenset()) -> dict[FlowKey, FlowSum]:
     """Fold a traffic table into flows, as packed keys and counters (no :class:`Flow` values, unsorted).
 
     For callers that only need who talked to whom over a large capture; :func:`flows` builds on it.
-    ``listening`` adds (address, IP protocol, port) of sockets known to listen (from socket tables):
-    they decide the direction of connections whose opening was not captured.
+    ``listening`` adds (address, IP protocol, port) of sockets known to listen and ``connections`` the
+    connections known with their client end (both from socket tables): they decide the direction of
+    connections whose opening was not captured, ``connections`` ahead of every guess from ports.
     """
     sums: dict[FlowKey, FlowSum] = {}
-    _connections(table, sums, listening)
+    _connections(table, sums, listening, connections)
     _icmp(table, sums)
     return sums
 
 
-def flows(table: TrafficTable, listening: KnownListening = frozenset()) -> list[Flow]:
+def flows(table: TrafficTable, listening: KnownListening = frozenset(),
+          connections: KnownConnections = frozenset()) -> list[Flow]:
     """Fold a traffic table into flows, sorted by protocol, server, port and client.
 
     Args:
         table: Counter rows per direction of each 5-tuple, as the decoder filled them.
         listening: (address, IP protocol, port) of sockets known to listen (see :func:`fold`).
+        connections: (IP protocol, packed client -> server key) of known connections (see :func:`fold`).
 
     Returns:
         One :class:`Flow` per (protocol, client, server, server port) - or per ICMP
@@ -336,10 +356,10 @@ def flows(table: TrafficTable, listening: KnownListening = frozenset()) -> list[
             bytes=s.bytes,
             first_seen=max(s.first, 0),
             last_seen=max(s.last, 0),
-            direction=Direction.HANDSHAKE if s.handshake else Direction.GUESS,
+            direction=(Direction.HANDSHAKE if s.handshake else Direction.SOCKET if s.socket else Direction.GUESS),
             kind=kind,
         )
-        for (proto, client, server, port, kind), s in fold(table, listening).items()
+        for (proto, client, server, port, kind), s in fold(table, listening, connections).items()
     ]
     result.sort(key=Flow.order)
     return result

@@ -26,6 +26,7 @@ from ipaddress import ip_address
 from kubectl_netgen import flows as flowfold
 from kubectl_netgen.identity import Lookups, Peer, PeerKind, Resolver
 from kubectl_netgen.model import Inventory, IPAddress, Pod, PolicyDirection, Protocol, Workload
+from kubectl_netgen.scope import selects_something
 from kubectl_netgen.sockets import SocketFlows
 from kubectl_netgen.synth import Allowed, PolicyPeer
 
@@ -34,6 +35,15 @@ _LOOPBACK6 = bytes(15) + b"\x01"
 
 def _loopback(packed: bytes) -> bool:
     return packed[0] == 127 if len(packed) == 4 else packed == _LOOPBACK6
+
+
+def known_connections(sockets: SocketFlows | None) -> frozenset[tuple[int, bytes]]:
+    """(IP protocol, packed client -> server key) of each connection in a pod's socket tables, as folding wants."""
+    if sockets is None:
+        return frozenset()
+    return frozenset((flowfold.IP_PROTOCOLS[protocol], flowfold.pack(client.packed, server.packed, cport, sport))
+                     for protocol, client, cport, server, sport in sockets.connections
+                     if client.version == server.version)
 
 
 def listening_addresses(own: Pod, sockets: SocketFlows | None) -> frozenset[tuple[bytes, int, int]]:
@@ -53,9 +63,14 @@ class Unresolved:
     direction: PolicyDirection
     protocol: Protocol
     peer: Peer
-    """The peer, of a :attr:`PeerKind.warning` kind."""
+    """The peer, of a :attr:`PeerKind.warning` kind, or a pod whose labels cannot select it (see ``unlabelled``)."""
     flows: int = 1
     """How many of the pod's flows it stands for."""
+
+    @property
+    def unlabelled(self) -> bool:
+        """A pod peer whose workload's pods carry no stable label: no selector can name it without widening."""
+        return self.peer.kind is PeerKind.POD
 
 
 @dataclass(frozen=True)
@@ -72,6 +87,8 @@ class _Outcome:
     """Nodes among the peers: the answer is only valid for pods on other nodes."""
     pod_specific: bool
     """It involved the resolving pod itself or its node: never reused for another pod."""
+    from_own_node: bool = False
+    """An inbound flow from the pod's own node: no rule, but a public Service's port reached so (SNAT) is noted."""
 
 
 _Key = tuple[bool, bytes, int, int | None]
@@ -111,6 +128,9 @@ class Observer:
     _external: dict[int, IPAddress] = field(default_factory=dict)
     """Part index -> the external address its ipBlock peer stands for (named at the end)."""
     _workloads: dict[Workload, set[int]] = field(default_factory=dict)
+    node_ingress: dict[Workload, set[tuple[Protocol, int]]] = field(default_factory=dict)
+    """Per workload, (protocol, port) its pods were reached on from their own node (no rule: the spec allows
+    it; but a public Service's traffic arrives so after SNAT, and the next may come through another node)."""
 
     def __post_init__(self) -> None:
         """Build the shared lookup indexes."""
@@ -126,7 +146,8 @@ class Observer:
                 (pools opened before the capture), and their listening ports orient the captured flows
                 whose opening was not seen.
         """
-        keys: Collection[flowfold.FlowKey] = flowfold.fold(table, listening_addresses(own, sockets))
+        keys: Collection[flowfold.FlowKey] = flowfold.fold(table, listening_addresses(own, sockets),
+                                                           known_connections(sockets))
         if sockets is not None and sockets.flows:
             keys = {**dict.fromkeys(keys), **dict.fromkeys(
                 (flowfold.IP_PROTOCOLS[f.protocol], f.src.packed, f.dst.packed, f.dst_port, f.kind)
@@ -155,9 +176,11 @@ class Observer:
             if outcome is None or not outcome.addresses.isdisjoint(mine) or node in outcome.nodes:
                 if resolver is None:
                     resolver = Resolver(self.inventory, own, lookups=self._lookups)
-                outcome = self._resolve(resolver, key)
+                outcome = self._resolve(resolver, key, workload)
                 if not outcome.pod_specific:
                     outcomes[key] = outcome
+            if outcome.from_own_node and port is not None:
+                self.node_ingress.setdefault(workload, set()).add((flowfold.PROTOCOLS[proto], port))
             if outcome.parts:
                 parts.update(outcome.parts)
             elif not outcome.warnings:
@@ -169,7 +192,7 @@ class Observer:
             direction = PolicyDirection.EGRESS if egress else PolicyDirection.INGRESS
             self.unresolved.append(Unresolved(own, direction, flowfold.PROTOCOLS[proto], peer, count))
 
-    def _resolve(self, resolver: Resolver, key: _Key) -> _Outcome:
+    def _resolve(self, resolver: Resolver, key: _Key, workload: Workload) -> _Outcome:
         egress, remote, proto, port = key
         protocol = flowfold.PROTOCOLS[proto]
         address = ip_address(remote)
@@ -180,10 +203,17 @@ class Observer:
         direction = PolicyDirection.EGRESS if egress else PolicyDirection.INGRESS
         parts: dict[int, None] = {}
         warnings: list[Peer] = []
-        specific = False
+        specific = own_node = False
         for peer in peers:
             if peer.kind in (PeerKind.SELF, PeerKind.OWN_NODE):
                 specific = True
+            if peer.kind is PeerKind.OWN_NODE and not egress:
+                own_node = True
+            if peer.kind is PeerKind.SELF and egress and peer.service is not None and peer.port is not None:
+                # Hairpin: the pod reached itself through its Service; kube-proxy may pick another replica next.
+                for part in self._hairpin(workload, peer, protocol):
+                    parts[part] = None
+                continue
             if peer.kind.ignored or peer.kind is PeerKind.OWN_NODE or port is None:
                 continue
             if peer.kind.warning:
@@ -192,13 +222,26 @@ class Observer:
             policy_peer = self._policy_peer(peer)
             rule_port = peer.port if egress else port
             if policy_peer is None or rule_port is None:
+                if peer.kind is PeerKind.POD and rule_port is not None:
+                    warnings.append(peer)  # a pod no label selects: a warning, never podSelector: {}
                 continue
             policy_peer = self._peers.setdefault(policy_peer, policy_peer)
             parts[self._part((direction, policy_peer, protocol, rule_port), peer)] = None
         return _Outcome(
             parts=tuple(parts), warnings=tuple(warnings), addresses=frozenset(p.ip.packed for p in peers),
             nodes=frozenset(p.node for p in peers if p.node is not None), pod_specific=specific,
+            from_own_node=own_node,
         )
+
+    def _hairpin(self, workload: Workload, peer: Peer, protocol: Protocol) -> list[int]:
+        """Egress to and ingress from the pod's own workload on the backend port: the next replica's view."""
+        if not selects_something(workload):
+            return []
+        assert peer.port is not None
+        own = self._peers.setdefault(PolicyPeer(workload.ref.namespace, workload.selector),
+                                     PolicyPeer(workload.ref.namespace, workload.selector))
+        return [self._part((direction, own, protocol, peer.port), peer)
+                for direction in (PolicyDirection.EGRESS, PolicyDirection.INGRESS)]
 
     def _part(self, allowed: Allowed, peer: Peer) -> int:
         index = self._part_ids.get(allowed)
@@ -213,8 +256,9 @@ class Observer:
     def _policy_peer(self, peer: Peer) -> PolicyPeer | None:
         if peer.kind is PeerKind.POD and peer.workload is not None:
             workload = self.inventory.workloads_by_ref.get(peer.workload)
-            if workload is not None:
+            if workload is not None and selects_something(workload):
                 return PolicyPeer(peer.workload.namespace, workload.selector)
+            return None
         if peer.cidr is None:
             return None
         if peer.kind is PeerKind.NODE:

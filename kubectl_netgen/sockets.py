@@ -85,6 +85,10 @@ class SocketTable:
     """Rows that could not be read (skipped); the header and blank lines do not count."""
 
 
+Connection = tuple[Protocol, IPAddress, int, IPAddress, int]
+"""One connection of a socket table: (protocol, client address, client port, server address, server port)."""
+
+
 @dataclass(frozen=True)
 class SocketFlows:
     """What :func:`socket_flows` made of one pod's sockets."""
@@ -95,6 +99,10 @@ class SocketFlows:
     """(protocol, port) of every listening TCP socket and bound, unconnected UDP socket, on any address."""
     sockets: int
     """Sockets looked at, listening ones included."""
+    connections: frozenset[Connection] = frozenset()
+    """Every connection, client end first: it decides the direction of the captured packets of the same
+    connection, ahead of any guess from ports."""
+
 
 
 def _address(text: str, version: int) -> IPAddress:
@@ -192,6 +200,7 @@ def socket_flows(sockets: Iterable[Socket], *, seen_at: int = 0) -> SocketFlows:
     rows = tuple(sockets)
     listeners = {(s.protocol, None if s.local.is_unspecified else s.local, s.local_port) for s in rows if _listens(s)}
     connections: dict[tuple[Protocol, IPAddress, IPAddress, int], set[int]] = {}
+    ends: set[Connection] = set()
     for s in rows:
         if not _is_connection(s):
             continue
@@ -201,10 +210,11 @@ def socket_flows(sockets: Iterable[Socket], *, seen_at: int = 0) -> SocketFlows:
         else:
             key, client_port = (s.protocol, s.local, s.remote, s.remote_port), s.local_port
         connections.setdefault(key, set()).add(client_port)
+        ends.add((key[0], key[1], client_port, key[2], key[3]))
     flows = sorted(
         (Flow(protocol=protocol, src=client, dst=server, dst_port=port, connections=len(client_ports), packets=0,
               bytes=0, first_seen=seen_at, last_seen=seen_at, direction=Direction.SOCKET, kind="connection")
          for (protocol, client, server, port), client_ports in connections.items()),
         key=Flow.order,
     )
-    return SocketFlows(tuple(flows), frozenset((p, port) for p, _, port in listeners), len(rows))
+    return SocketFlows(tuple(flows), frozenset((p, port) for p, _, port in listeners), len(rows), frozenset(ends))

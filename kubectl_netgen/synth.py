@@ -7,8 +7,8 @@ Pure: observations in, ``networking.k8s.io/v1`` NetworkPolicy manifests (plain d
 * Peers are labels, never names: a workload's selector (with a ``namespaceSelector`` on
   ``kubernetes.io/metadata.name`` when it lives in another namespace), or an ``ipBlock`` for
   addresses outside the cluster's pods.
-* One rule per peer, all its ports merged into it; ports may become ``endPort`` ranges on request.
-  The protocol is always explicit.
+* One rule per set of ports: every peer allowed on exactly the same ports shares it, so identical rules
+  never repeat; ports may become ``endPort`` ranges on request. The protocol is always explicit.
 * Whenever egress is restricted, DNS to the cluster DNS pods is allowed, observed or not.
 * Everything is sorted, so the same observations always give the same manifests.
 """
@@ -19,7 +19,7 @@ import enum
 import functools
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,7 +46,7 @@ class PolicyPeer:
     """The other side of a flow, in NetworkPolicy terms: pods by selector, or an IP block."""
 
     namespace: str | None = None
-    """The peer pods' namespace (for a selector peer)."""
+    """The peer pods' namespace (for a selector peer); ``None`` with a selector: every namespace."""
     selector: LabelSelector | None = None
     """The peer workload's pod selector; ``None`` for an IP block."""
     cidr: str | None = None
@@ -123,9 +123,18 @@ def policy_name(workload: Workload) -> str:
     return f"{workload.ref.name[: MAX_NAME - len('-netgen') - 9]}-{digest}-netgen"
 
 
+ANY_POD = PolicyPeer(None, LabelSelector())
+"""Every pod of every namespace (``namespaceSelector: {}``): the clients of a cluster-wide server."""
+
+
 def _peer_manifest(peer: PolicyPeer, own_namespace: str) -> dict[str, Any]:
     if peer.cidr is not None:
         return {"ipBlock": {"cidr": peer.cidr}}
+    if peer.namespace is None:
+        out_any: dict[str, Any] = {"namespaceSelector": {}}
+        if peer.selector is not None and (peer.selector.match_labels or peer.selector.match_expressions):
+            out_any["podSelector"] = selector_manifest(peer.selector)
+        return out_any
     out: dict[str, Any] = {}
     if peer.namespace != own_namespace:
         out["namespaceSelector"] = {"matchLabels": {NAMESPACE_NAME_LABEL: peer.namespace}}
@@ -175,19 +184,24 @@ class _Manifests:
 
     def rules(self, allowed: Iterable[Allowed], own_namespace: str, side: str,
               names: dict[str, list[str]]) -> list[dict[str, Any]]:
-        """One rule per peer (``side``: ``from`` or ``to``) with all its ports; IP-block names go into ``names``."""
+        """One rule per distinct port set (``side``: ``from`` or ``to``), naming every peer allowed on exactly it.
+
+        Peers that share a port set share the rule, so no two rules are alike; rules are ordered by their
+        first peer. IP-block names go into ``names``.
+        """
         by_peer: dict[PolicyPeer, set[tuple[Protocol, int]]] = {}
         for _, peer, protocol, port in allowed:
             ports = by_peer.get(peer)
             if ports is None:
                 ports = by_peer[peer] = set()
             ports.add((protocol, port))
-        rules = []
+        by_ports: dict[frozenset[tuple[Protocol, int]], list[PolicyPeer]] = {}
         for peer in sorted(by_peer, key=PolicyPeer.sort_key):
             if peer.cidr is not None and peer.names:
                 names[peer.cidr] = sorted(set(names.get(peer.cidr, ())) | set(peer.names))
-            rules.append({side: [self.peer(peer, own_namespace)], "ports": self.port_list(by_peer[peer])})
-        return rules
+            by_ports.setdefault(frozenset(by_peer[peer]), []).append(peer)
+        return [{side: [self.peer(peer, own_namespace) for peer in peers], "ports": self.port_list(set(ports))}
+                for ports, peers in by_ports.items()]  # insertion order: by each rule's first peer
 
 
 def synthesize(
@@ -196,6 +210,7 @@ def synthesize(
     workloads: Iterable[Workload] = (),
     mode: Mode = Mode.BOTH,
     dns: PolicyPeer | None = None,
+    dns_ports: Sequence[tuple[Protocol, int]] = DNS_PORTS,
     port_ranges: bool = False,
 ) -> list[dict[str, Any]]:
     """Build one NetworkPolicy per workload that allows exactly what was observed.
@@ -204,7 +219,8 @@ def synthesize(
         observations: What each captured workload sent and received.
         workloads: Captured workloads; one without observations still gets a (deny-all) policy.
         mode: Which directions to restrict.
-        dns: The cluster DNS pods; when given, egress to them on UDP and TCP 53 is always allowed.
+        dns: The cluster DNS pods; when given, egress to them on ``dns_ports`` is always allowed.
+        dns_ports: The ports the DNS pods serve on (after the Service's translation): UDP and TCP 53.
         port_ranges: Merge consecutive ports of a peer into ``port``/``endPort`` ranges.
 
     Returns:
@@ -213,7 +229,7 @@ def synthesize(
     grouped: dict[Workload, list[Allowed]] = {w: [] for w in workloads}
     for o in observations:
         grouped.setdefault(o.workload, []).append((o.direction, o.peer, o.protocol, o.port))
-    return policies_for(grouped, mode=mode, dns=dns, port_ranges=port_ranges)
+    return policies_for(grouped, mode=mode, dns=dns, dns_ports=dns_ports, port_ranges=port_ranges)
 
 
 def policies_for(
@@ -221,6 +237,7 @@ def policies_for(
     *,
     mode: Mode = Mode.BOTH,
     dns: PolicyPeer | None = None,
+    dns_ports: Sequence[tuple[Protocol, int]] = DNS_PORTS,
     port_ranges: bool = False,
 ) -> list[dict[str, Any]]:
     """Like :func:`synthesize`, from what each workload must allow, already grouped by workload.
@@ -228,7 +245,8 @@ def policies_for(
     Args:
         allowed: Per captured workload, what its policy must allow (possibly nothing: deny all).
         mode: Which directions to restrict.
-        dns: The cluster DNS pods; when given, egress to them on UDP and TCP 53 is always allowed.
+        dns: The cluster DNS pods; when given, egress to them on ``dns_ports`` is always allowed.
+        dns_ports: The ports the DNS pods serve on (after the Service's translation): UDP and TCP 53.
         port_ranges: Merge consecutive ports of a peer into ``port``/``endPort`` ranges.
 
     Returns:
@@ -254,7 +272,7 @@ def policies_for(
         if mode in (Mode.BOTH, Mode.EGRESS):
             types.append("Egress")
             if dns is not None:
-                outbound += [(PolicyDirection.EGRESS, dns, proto, port) for proto, port in DNS_PORTS]
+                outbound += [(PolicyDirection.EGRESS, dns, proto, port) for proto, port in dns_ports]
             rules = manifests.rules(outbound, namespace, "to", external)
             if rules:
                 spec["egress"] = rules

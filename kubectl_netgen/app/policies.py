@@ -12,14 +12,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from kubectl_netgen import flows as flowfold
 from kubectl_netgen.app.captures import Warn, read_captures
 from kubectl_netgen.app.cluster import LiveCluster
 from kubectl_netgen.app.sources import ReverseDns, captured_pod, inventory_for, pod_captures, socket_flows
 from kubectl_netgen.errors import NetgenError
 from kubectl_netgen.evaluate import Evaluator, parse_policies
+from kubectl_netgen.exposure import Widened, dns_ports, dns_service, widen
 from kubectl_netgen.model import Inventory, IPAddress, LabelSelector, Pod, PolicyDirection, Protocol
 from kubectl_netgen.observe import Observer, Sample, Unresolved
 from kubectl_netgen.pcap import CaptureReport
+from kubectl_netgen.scope import SUGGESTED_LABEL, Scope, Skip
 from kubectl_netgen.synth import Mode, PolicyPeer, external_names, policies_for
 
 
@@ -100,18 +103,51 @@ def check_policies(policies: Iterable[Mapping[str, Any]], inventory: Inventory, 
 
 
 def _dns_peer(inventory: Inventory) -> PolicyPeer | None:
-    for service in inventory.services:
-        if (service.namespace, service.name) == ("kube-system", "kube-dns") and service.selector:
-            return PolicyPeer("kube-system", LabelSelector(service.selector))
-    return None
+    service = dns_service(inventory)
+    if service is None or not service.selector:
+        return None
+    return PolicyPeer(service.namespace, LabelSelector(service.selector))
 
 
 def _unresolved_line(item: Unresolved) -> str:
     own, peer = item.pod, item.peer
     egress = item.direction is PolicyDirection.EGRESS
     flows = "" if item.flows == 1 else f" ({item.flows} flows)"
-    return (f"{own.namespace}/{own.name}: {item.protocol.value} {item.direction.value} "
-            f"{'to' if egress else 'from'} {peer.ip}: {peer.kind.value}; no rule written{flows}")
+    head = (f"{own.namespace}/{own.name}: {item.protocol.value} {item.direction.value} "
+            f"{'to' if egress else 'from'} {peer.ip}")
+    if item.unlabelled and peer.pod is not None:
+        name = f"{peer.pod[0]}/{peer.pod[1]}"
+        workload = peer.workload.name if peer.workload is not None else peer.pod[1]
+        return (f"{head}: pod {name} carries no stable label, so no selector can name it without selecting its "
+                f"whole namespace; no rule written, these flows stay unallowed{flows} (add a label such as "
+                f"{SUGGESTED_LABEL}={workload} to the pod template)")
+    return f"{head}: {peer.kind.value}; no rule written{flows}"
+
+
+_SKIPPED = {
+    Skip.SYSTEM: "kube-system workload(s) serve the whole cluster and get no policy "
+                 "(--include-system writes them)",
+    Skip.EXCLUDED: "workload(s) left out by --exclude",
+    Skip.HOST_NETWORK: "hostNetwork pod(s) get no policy: NetworkPolicy does not apply to them",
+}
+
+
+def _scope_lines(skipped: Mapping[Skip, Mapping[str, None]], unlabelled: Mapping[Pod, int]) -> list[str]:
+    """One stderr line per reason a captured workload got no policy; one per unlabelled pod."""
+    lines = [f"{len(names)} {_SKIPPED[reason]}: {', '.join(sorted(names))}"
+             for reason, names in skipped.items() if names and reason in _SKIPPED]
+    for pod, flows in unlabelled.items():
+        lines.append(f"{pod.namespace}/{pod.name}: carries no stable label (only volatile ones such as "
+                     f"pod-template-hash), so a policy would select every pod of {pod.namespace}; no policy written, "
+                     f"its {flows} observed flow(s) stay unrestricted (add a label such as "
+                     f"{SUGGESTED_LABEL}={pod.workload.name} to the pod template)")
+    return lines
+
+
+def _widened_line(note: Widened) -> str:
+    ref = note.workload.ref
+    return (f"{ref.namespace}/{ref.name}: {note.protocol.value}/{note.port} admits {' and '.join(note.cidrs)}: "
+            f"{note.why}")
 
 
 def generate(
@@ -127,6 +163,8 @@ def generate(
     stdin: BinaryIO | None = None,
     strict: bool = False,
     self_check: bool | None = None,
+    scope: Scope | None = None,
+    external_ingress: bool = True,
     warn: Warn,
 ) -> GenerateResult:
     """Turn pod captures into least-privilege NetworkPolicies.
@@ -144,6 +182,10 @@ def generate(
         strict: Treat a damaged capture as an error.
         self_check: Check with the evaluation engine that the policies allow every observed flow before
             returning them: ``None`` does so up to :data:`SELF_CHECK_LIMIT` allowances.
+        scope: Which captured workloads get a policy (``--include-system``, ``--exclude``); hostNetwork
+            and unlabelled pods never do.
+        external_ingress: Public Services' backends admit their target port from anywhere when outside
+            clients were seen on it (``--external-ingress any``); ``False`` keeps the observed addresses.
         warn: Receives one line per warning.
 
     Returns:
@@ -161,23 +203,44 @@ def generate(
     reverse.check()
     captures, cluster_file = pod_captures(sources, pods, cluster)
     inventory, where = inventory_for(cluster_file, live, warn)
+    scope = scope or Scope()
     observer = Observer(inventory)
     names = DnsNames()
     reports = []
+    skipped: dict[Skip, dict[str, None]] = {reason: {} for reason in Skip}
+    unlabelled: dict[Pod, int] = {}
     for capture in captures:
         own = captured_pod(inventory, where, capture)
+        workload = inventory.workloads_by_ref[own.workload]
+        reason = scope.skip(own, workload)
+        if reason is Skip.SYSTEM or reason is Skip.EXCLUDED:
+            skipped[reason][f"{workload.ref.namespace}/{workload.ref.name}"] = None
+            continue
+        if reason is Skip.HOST_NETWORK:
+            skipped[reason][f"{own.namespace}/{own.name}"] = None
+            continue
         scanner, [report] = read_captures([capture.path], stdin=stdin, strict=strict, warn=warn,
                                           dns_sink=names.feed)
         reports.append(report)
-        observer.add(own, scanner.table, socket_flows(capture, warn))
+        if reason is Skip.UNLABELLED:
+            unlabelled[own] = unlabelled.get(own, 0) + len(flowfold.fold(scanner.table))
+        else:
+            observer.add(own, scanner.table, socket_flows(capture, warn))
         del scanner  # the next capture's table replaces this one
+    for line in _scope_lines(skipped, unlabelled):
+        warn(line)
     for item in observer.unresolved:
         warn(_unresolved_line(item))
     mapping = reverse.name(observer.external, names.mapping(), warn)
     dns = _dns_peer(inventory) if dns_rule else None
     if dns_rule and dns is None and mode is not Mode.INGRESS:
         warn(f"{where} has no kube-system/kube-dns Service with a selector: no DNS rule was added")
-    policies = policies_for(observer.allowed(mapping), mode=mode, dns=dns, port_ranges=port_ranges)
+    allowed, widened = widen(observer.allowed(mapping), inventory, node_ingress=observer.node_ingress,
+                             public=external_ingress)
+    if mode is not Mode.EGRESS:
+        for note in widened:
+            warn(_widened_line(note))
+    policies = policies_for(allowed, mode=mode, dns=dns, dns_ports=dns_ports(inventory), port_ranges=port_ranges)
     if self_check or (self_check is None and observer.allowances <= SELF_CHECK_LIMIT):
         check_policies(policies, inventory, observer.samples())
     elif self_check is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from typing import Annotated, Optional
 
+import click
 import typer
 
 from kubectl_netgen.cli.base import (
@@ -25,6 +26,13 @@ from kubectl_netgen.cli.base import (
     _reverse,
     app,
 )
+
+
+class ExternalIngress(str, enum.Enum):
+    """``--external-ingress``: what public Services' backends admit from outside the cluster."""
+
+    ANY = "any"
+    OBSERVED = "observed"
 
 
 class PolicyMode(str, enum.Enum):
@@ -56,6 +64,16 @@ def generate(
     self_check: Annotated[Optional[bool], typer.Option(  # noqa: UP045 - typer needs Optional on Python 3.10
         "--self-check/--no-self-check", help="Check with the policy engine that the policies allow every "
         "observed flow before printing them (default: up to 200,000 allowances).", show_default=False)] = None,
+    include_system: Annotated[bool, typer.Option(
+        "--include-system", help="Write policies for kube-system workloads too (cluster DNS then admits every "
+        "pod on 53).")] = False,
+    exclude: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045 - typer needs Optional on Python 3.10
+        "--exclude", metavar="NS/NAME", help="Write no policy for this workload (repeatable; * and ? match).",
+        show_default=False)] = None,
+    external_ingress: Annotated[ExternalIngress, typer.Option(
+        "--external-ingress", help="any: a LoadBalancer/NodePort Service's backends admit its target port from "
+        "0.0.0.0/0 (and ::/0) when outside clients or nodes were seen on it; observed: only the seen addresses.",
+    )] = ExternalIngress.ANY,
 ) -> None:
     """Print least-privilege NetworkPolicies that allow every captured flow and nothing else.
 
@@ -63,14 +81,21 @@ def generate(
     """
     from kubectl_netgen import app as usecases
     from kubectl_netgen import render
+    from kubectl_netgen.errors import InputError
+    from kubectl_netgen.scope import Scope, check_patterns
     from kubectl_netgen.synth import Mode
 
     env = _env(ctx)
+    try:
+        scope = Scope(include_system=include_system, exclude=check_patterns(exclude or ()))
+    except InputError as e:
+        raise click.BadParameter(e.message, ctx=ctx, param_hint="'--exclude'") from e
     result = usecases.generate(
         sources, pods=pod or (), cluster=cluster, live=usecases.LiveCluster(kubeconfig, context),
         mode=Mode(mode.value), dns_rule=not no_dns_rule,
         port_ranges=port_ranges, reverse=_reverse(no_reverse_dns, dns_server), stdin=_binary_stdin(env),
-        strict=strict, self_check=self_check, warn=env.warn)
+        strict=strict, self_check=self_check, scope=scope,
+        external_ingress=external_ingress is ExternalIngress.ANY, warn=env.warn)
     if output is ManifestFormat.JSON:
         env.stdout.write(render.policies_json(result.policies))
     else:

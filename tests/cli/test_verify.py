@@ -42,13 +42,17 @@ def test_generated_policies_allow_every_captured_flow(generated: list[dict[str, 
     assert any(f["src"] is None and "from its own node" in f["reason"] for f in flows)
     gateway = next(f for f in flows if f["dst_ip"] == "203.0.113.10")
     assert gateway["dst"] is None and gateway["ingress"] is None and gateway["port"] == 443
-    assert result.stderr.startswith(f"{len(flows)} flow(s) allowed, 0 would be denied, by 12 policies")
+    assert result.stderr.startswith(f"{len(flows)} flow(s) allowed, 0 would be denied, by 11 policies")
 
 
 def test_a_missing_rule_is_a_denied_flow_and_exit_8(generated: list[dict[str, Any]], tmp_path: Path) -> None:
     trimmed = json.loads(json.dumps(generated))
     cache = next(p for p in trimmed if p["metadata"]["name"] == "cache-netgen")
-    kept = [r for r in cache["spec"]["ingress"] if r["from"][0]["podSelector"]["matchLabels"] != {"app": "catalog"}]
+    kept = []
+    for rule in cache["spec"]["ingress"]:  # catalog may share its rule with other peers on the same ports
+        peers = [p for p in rule["from"] if p.get("podSelector", {}).get("matchLabels") != {"app": "catalog"}]
+        if peers:
+            kept.append({**rule, "from": peers})
     cache["spec"]["ingress"] = kept
     result = run("verify", SHOP, "--policies", _write(tmp_path / "p.yaml", trimmed))
     assert result.exit_code == ExitStatus.DENIED
@@ -114,9 +118,10 @@ def test_live_policies_from_the_cluster(generated: list[dict[str, Any]], tmp_pat
         api.deny("list", "networkpolicies")
         denied = run("verify", SHOP, "--live-policies", "--kubeconfig", kubeconfig)
     assert live.exit_code == ExitStatus.OK, live.stderr
-    assert ", 0 would be denied, by 12 policies" in live.stderr
+    assert ", 0 would be denied, by 11 policies" in live.stderr
     assert "shop/db-netgen applies to pods with app=db in shop." in explained.stdout
-    assert "from pods with app=catalog in namespace shop on TCP 5432" in explained.stdout
+    assert ("from pods with app=catalog in namespace shop or pods with app=checkout in namespace shop on TCP 5432"
+            in explained.stdout)
     assert denied.exit_code == ExitStatus.FORBIDDEN
     assert 'grant verb "list" on resource "networkpolicies"' in denied.stderr
 
