@@ -144,10 +144,15 @@ def _scope_lines(skipped: Mapping[Skip, Mapping[str, None]], unlabelled: Mapping
     return lines
 
 
-def _widened_line(note: Widened) -> str:
-    ref = note.workload.ref
-    return (f"{ref.namespace}/{ref.name}: {note.protocol.value}/{note.port} admits {' and '.join(note.cidrs)}: "
-            f"{note.why}")
+def _widened_lines(notes: Iterable[Widened]) -> list[str]:
+    """One line per workload and reason: which ports now admit more than the observed clients, and why."""
+    grouped: dict[tuple[str, tuple[str, ...], str], list[str]] = {}
+    for note in notes:
+        ref = note.workload.ref
+        grouped.setdefault((f"{ref.namespace}/{ref.name}", note.cidrs, note.why), []).append(
+            f"{note.protocol.value}/{note.port}")
+    return [f"{name}: {', '.join(ports)} admit{'s' if len(ports) == 1 else ''} {' and '.join(cidrs)}: {why}"
+            for (name, cidrs, why), ports in grouped.items()]
 
 
 def generate(
@@ -238,8 +243,8 @@ def generate(
     allowed, widened = widen(observer.allowed(mapping), inventory, node_ingress=observer.node_ingress,
                              public=external_ingress)
     if mode is not Mode.EGRESS:
-        for note in widened:
-            warn(_widened_line(note))
+        for line in _widened_lines(widened):
+            warn(line)
     policies = policies_for(allowed, mode=mode, dns=dns, dns_ports=dns_ports(inventory), port_ranges=port_ranges)
     if self_check or (self_check is None and observer.allowances <= SELF_CHECK_LIMIT):
         check_policies(policies, inventory, observer.samples())

@@ -39,14 +39,18 @@ def golden(name: str, text: str) -> None:
     ((), "shop.yaml"),
     (("--mode", "ingress"), "shop-ingress.yaml"),
     (("--mode", "egress", "--no-dns-rule"), "shop-egress-no-dns.yaml"),
+    (("--include-system",), "shop-include-system.yaml"),
 ])
 def test_shop_golden(args: tuple[str, ...], name: str) -> None:
     result = run("generate", SHOP, *args)
     assert result.exit_code == 0, result.stderr
-    # The shop's capture includes the cluster DNS: kube-system gets no policy, and says so (nothing else warns).
-    assert [line for line in result.stderr.splitlines() if "warning" in line] == [
-        "warning: 1 kube-system workload(s) serve the whole cluster and get no policy (--include-system writes "
-        "them): kube-system/coredns"]
+    # The shop's capture includes the cluster DNS: kube-system gets no policy and says so, or with
+    # --include-system the DNS server admits every pod and says so; nothing else warns.
+    expected = ("warning: kube-system/coredns: TCP/53, UDP/53 admit pods in every namespace: it serves cluster DNS "
+                "(kube-system/kube-dns)") if "--include-system" in args else (
+                "warning: 1 kube-system workload(s) serve the whole cluster and get no policy (--include-system "
+                "writes them): kube-system/coredns")
+    assert [line for line in result.stderr.splitlines() if "warning" in line] == [expected]
     golden(name, result.stdout)
     assert run("generate", SHOP, *args).stdout == result.stdout  # byte-for-byte deterministic
 
