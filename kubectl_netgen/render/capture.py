@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, TextIO
 
 from kubectl_netgen.render.common import _console, _size
+from kubectl_netgen.render.escape import cell, one_line
 
 if TYPE_CHECKING:
     from kubectl_netgen.app.recording import CaptureResult, PodProgress
@@ -13,7 +14,7 @@ if TYPE_CHECKING:
 def _pod_line(p: PodProgress) -> str:
     counts = f"{p.packets} packets, {_size(p.bytes)}" if p.packets or p.bytes else ""
     detail = " - ".join(x for x in (counts, p.detail) if x)
-    return f"{p.namespace}/{p.pod}: {p.state.value}" + (f" ({detail})" if detail else "")
+    return one_line(f"{p.namespace}/{p.pod}: {p.state.value}" + (f" ({detail})" if detail else ""))
 
 
 class CaptureDisplay:
@@ -67,8 +68,8 @@ class CaptureDisplay:
         colors = {"done": "green", "failed": "red", "interrupted": "yellow", "capturing": "cyan"}
         for (ns, pod), p in sorted(self._pods.items()):
             state = p.state.value
-            table.add_row(f"{ns}/{pod}", f"[{colors.get(state, 'white')}]{state}[/]", str(p.packets), _size(p.bytes),
-                          p.detail)
+            table.add_row(cell(f"{ns}/{pod}"), cell(state, colors.get(state, "white")), cell(p.packets),
+                          cell(_size(p.bytes)), cell(p.detail))
         return table
 
 
@@ -77,7 +78,7 @@ def capture_failures(result: CaptureResult) -> list[str]:
     lines = []
     for p in result.pods:
         if not p.ok:
-            lines.append(f"{p.namespace}/{p.pod}: {p.state.value}: {p.reason or '; '.join(p.problems)}")
+            lines.append(one_line(f"{p.namespace}/{p.pod}: {p.state.value}: {p.reason or '; '.join(p.problems)}"))
     return lines
 
 
@@ -87,4 +88,4 @@ def capture_summary(result: CaptureResult) -> str:
     size = sum(p.bytes for p in result.pods)
     head = "interrupted: " if result.interrupted else ""
     return (f"{head}captured {result.succeeded} of {len(result.pods)} pod(s), {packets} packets "
-            f"({_size(size)}) into {result.directory}")
+            f"({_size(size)}) into {one_line(result.directory)}")

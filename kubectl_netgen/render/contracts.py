@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kubectl_netgen.app import BaselineResult, Change, ContractsPlan, DryRun
+from kubectl_netgen.render.escape import one_line
 from kubectl_netgen.render.policies import policies_yaml
 
 
@@ -22,7 +23,7 @@ _DRY_RUN_NOTE = {DryRun.NONE: "", DryRun.SERVER: " (server dry run)", DryRun.CLI
 
 def change_line(change: Change) -> str:
     """One line as kubectl prints it: ``networkpolicy.networking.k8s.io/netgen-group-web created (server dry run)``."""
-    return f"{change.resource}/{change.name} {change.action}{_DRY_RUN_NOTE[change.dry_run]}"
+    return one_line(f"{change.resource}/{change.name} {change.action}{_DRY_RUN_NOTE[change.dry_run]}")
 
 
 def contracts_summary(plan: ContractsPlan, test_pods: bool) -> str:
@@ -35,7 +36,7 @@ def contracts_summary(plan: ContractsPlan, test_pods: bool) -> str:
 
 def cleanup_summary(changes: list[Change], namespaces: tuple[str, ...]) -> str:
     """One line for stderr after ``--cleanup``."""
-    where = ", ".join(namespaces)
+    where = one_line(", ".join(namespaces))
     if not changes:
         return f"nothing of netgen contracts to delete in {where}"
     return f"{len(changes)} object(s) deleted in {where}{_DRY_RUN_NOTE[changes[0].dry_run]}"
@@ -52,5 +53,5 @@ def left_out_note(result: BaselineResult) -> str | None:
     """One line for stderr naming the namespaces a listing left out, or ``None``."""
     if not result.left_out:
         return None
-    return (f"left out: {', '.join(result.left_out)} (kube-system and the cluster DNS namespace are never "
+    return (f"left out: {one_line(', '.join(result.left_out))} (kube-system and the cluster DNS namespace are never "
             "baselined, others by --exclude)")

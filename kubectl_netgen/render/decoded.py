@@ -7,6 +7,7 @@ from typing import Any, TextIO
 from kubectl_netgen.app import FlowsResult, NamesResult, SnapshotResult
 from kubectl_netgen.model import Flow
 from kubectl_netgen.render.common import _console, _size, dump_json, rfc3339
+from kubectl_netgen.render.escape import cell, one_line
 
 
 def flow_record(flow: Flow) -> dict[str, Any]:
@@ -42,9 +43,9 @@ def flows_table(result: FlowsResult, out: TextIO) -> None:
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for f in result.flows:
         port = str(f.dst_port) if f.dst_port is not None else f.kind
-        table.add_row(f.protocol.value, str(f.src), str(f.dst), port, str(f.connections), str(f.packets),
-                      _size(f.bytes), rfc3339(f.first_seen) or "-", rfc3339(f.last_seen) or "-",
-                      f.direction.value)
+        table.add_row(*(cell(v) for v in (f.protocol.value, f.src, f.dst, port, f.connections, f.packets,
+                                          _size(f.bytes), rfc3339(f.first_seen), rfc3339(f.last_seen),
+                                          f.direction.value)))
     _console(out).print(table)
 
 
@@ -69,7 +70,7 @@ def names_table(result: NamesResult, out: TextIO) -> None:
     table.add_column("ADDRESS")
     table.add_column("NAMES")
     for ip, names in result.names.items():
-        table.add_row(str(ip), ", ".join(names))
+        table.add_row(cell(ip), cell(", ".join(names), limit=None))
     _console(out).print(table)
 
 
@@ -84,4 +85,4 @@ def snapshot_summary(result: SnapshotResult) -> str:
     """One line for stderr: what the snapshot holds, per kind."""
     scope = "all namespaces" if result.namespace is None else f'namespace "{result.namespace}"'
     counts = ", ".join(f"{n} {kind}{'s' if n != 1 else ''}" for kind, n in result.counts.items())
-    return f"snapshot of {scope}: {counts}"
+    return one_line(f"snapshot of {scope}: {counts}")

@@ -6,6 +6,7 @@ from typing import Any, TextIO
 
 from kubectl_netgen.app import Neighbor, NeighborsResult
 from kubectl_netgen.render.common import _console, dump_json
+from kubectl_netgen.render.escape import cell
 
 
 def neighbor_record(n: Neighbor) -> dict[str, Any]:
@@ -63,21 +64,21 @@ def _neighbor_peer(n: Neighbor) -> str:
 def neighbors_table(result: NeighborsResult, out: TextIO) -> None:
     """Print one table per captured workload: its egress peers, then its ingress peers."""
     from rich.table import Table
-    from rich.text import Text
 
     console = _console(out)
     for i, w in enumerate(result.workloads):
         if i:
             console.print()
         ref = w.workload
-        console.print(Text(f"{ref.namespace}/{ref.name} ({ref.kind.value}), pods: {', '.join(w.pods)}", style="bold"))
+        console.print(cell(f"{ref.namespace}/{ref.name} ({ref.kind.value}), pods: {', '.join(w.pods)}", "bold",
+                           limit=None))
         table = Table(box=None, header_style="bold", pad_edge=False)
         for column, justify in (("DIRECTION", "left"), ("PEER", "left"), ("KIND", "left"), ("PROTO", "left"),
                                 ("PORT", "right"), ("CONNS", "right")):
             table.add_column(column, justify=justify)  # type: ignore[arg-type]
         for n in [*w.egress, *w.ingress]:
-            table.add_row(n.direction.value, Text(_neighbor_peer(n)), n.kind.value, n.protocol.value,
-                          "-" if n.port is None else str(n.port), str(n.connections))
+            table.add_row(cell(n.direction.value), cell(_neighbor_peer(n)), cell(n.kind.value), cell(n.protocol.value),
+                          cell(n.port), cell(n.connections))
         console.print(table)
 
 

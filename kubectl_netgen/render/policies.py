@@ -8,10 +8,14 @@ from typing import Any
 
 from kubectl_netgen.app import GenerateResult
 from kubectl_netgen.render.common import dump_json
+from kubectl_netgen.render.escape import comment_text
 
 
 def policies_yaml(policies: list[dict[str, Any]], names: dict[str, list[str]] | None = None) -> str:
     """Manifests as multi-document YAML (``---`` between documents), names commented beside ipBlocks.
+
+    Names come from input (node and Service names, DNS answers): each comment is written by
+    :func:`~kubectl_netgen.render.escape.comment_text`, one printable line that cannot add YAML.
 
     Args:
         policies: NetworkPolicy manifests, already in their final order.
@@ -24,15 +28,30 @@ def policies_yaml(policies: list[dict[str, Any]], names: dict[str, list[str]] | 
     return "---\n".join(writer.policy(policy) for policy in policies)
 
 
+_RAW_BREAKS = re.compile("[\x85\u2028\u2029\ufeff]")
+
+
 @functools.cache
 def _dumper() -> Any:
     import yaml
 
     class Dumper(yaml.SafeDumper):
-        """``safe_dump``'s dumper, without anchors and aliases: manifests may share parts (see synth)."""
+        """``safe_dump``'s dumper, without anchors and aliases: manifests may share parts (see synth).
+
+        Strings holding a character YAML reads as a line break but PyYAML writes raw with ``allow_unicode``
+        (U+0085, U+2028, U+2029) or a BOM are double-quoted, where they are escaped: single-quoted, they
+        would read back as spaces (a label value from input changed on its way out).
+        """
 
         def ignore_aliases(self, data: Any) -> bool:
             return True
+
+        def choose_scalar_style(self) -> str:
+            style: str = super().choose_scalar_style()
+            value = getattr(self.event, "value", None)
+            if style != '"' and isinstance(value, str) and _RAW_BREAKS.search(value):
+                return '"'
+            return style
 
     return Dumper
 
@@ -81,7 +100,8 @@ class _SpecWriter:
     """
 
     def __init__(self, names: dict[str, list[str]]) -> None:
-        self.names = names
+        self.comments = {cidr: comment_text(values) for cidr, values in names.items()}
+        """CIDR -> the text of the comment beside its ``cidr:`` lines, escaped once here."""
         self.written: dict[tuple[int, int], tuple[Any, str]] = {}
         """(indent, id) -> (the object, its text); holding the object keeps its id from being reused."""
 
@@ -98,15 +118,19 @@ class _SpecWriter:
         return self._commented(_safe_dump(policy))
 
     def _commented(self, text: str) -> str:
-        if not self.names or "cidr: " not in text:
+        """PyYAML's text of one policy with the comments added beside the ``cidr:`` lines that carry a name.
+
+        The lines are found in the parsed text, not by their look: a quoted multi-line label value can hold
+        a line reading ``cidr: …``, and a comment appended there would change the value.
+        """
+        if not self.comments or "cidr: " not in text:
             return text
-        lines = []
-        for line in text.splitlines():
-            key, _, value = line.strip().partition(": ")
-            if key == "cidr" and value in self.names:
-                line = f"{line}  # {', '.join(self.names[value])}"
-            lines.append(line)
-        return "\n".join(lines) + "\n"
+        out, start = [], 0
+        for end, cidr in _cidr_ends(text):
+            if cidr in self.comments and text.startswith("\n", end):
+                out += [text[start:end], "  # ", self.comments[cidr]]
+                start = end
+        return "".join(out) + text[start:]
 
     def _block(self, value: Any, indent: int, out: list[str], first: str | None = None) -> None:
         """Write a non-empty mapping or list in PyYAML's block style (2-space indent, indentless sequences).
@@ -129,8 +153,8 @@ class _SpecWriter:
                         out.extend(self._shared([peer], indent) for peer in item)
                     else:
                         self._block(item, indent + 2 if isinstance(item, dict) else indent, out)
-                elif key == "cidr" and item in self.names:
-                    out.append(f"{head} {_scalar(item)}  # {', '.join(self.names[item])}\n")
+                elif key == "cidr" and item in self.comments:
+                    out.append(f"{head} {_scalar(item)}  # {self.comments[item]}\n")
                 else:
                     out.append(f"{head} {_scalar(item)}\n")
             return
@@ -154,6 +178,30 @@ class _SpecWriter:
             self._block(items, indent, part)
             found = self.written[key] = (obj, "".join(part))
         return found[1]
+
+
+def _cidr_ends(text: str) -> list[tuple[int, str]]:
+    """(offset of its end, value) of each plain ``cidr: VALUE`` mapping entry on one line of ``text``, in order.
+
+    Offsets, not line numbers: PyYAML counts U+2028 and U+0085 as line breaks, which it writes raw.
+    """
+    import yaml
+
+    found: list[tuple[int, str]] = []
+    stack = [yaml.compose(text, Loader=yaml.SafeLoader)]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if (isinstance(key, yaml.ScalarNode) and key.value == "cidr" and key.style is None
+                        and isinstance(value, yaml.ScalarNode) and value.style is None
+                        and key.start_mark.line == value.end_mark.line):
+                    found.append((value.end_mark.index, value.value))
+                else:
+                    stack.append(value)
+    return sorted(found)
 
 
 def policies_json(policies: list[dict[str, Any]]) -> str:

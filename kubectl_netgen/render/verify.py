@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, TextIO
 
 from kubectl_netgen.render.common import _console, dump_json
+from kubectl_netgen.render.escape import cell, one_line
 
 if TYPE_CHECKING:
     from kubectl_netgen.app.verify import Judged, VerifyResult
@@ -47,16 +48,15 @@ def verify_json(result: VerifyResult) -> str:
 def verify_table(result: VerifyResult, out: TextIO) -> None:
     """Every flow with its verdict and the deciding policy rule, denied ones first."""
     from rich.table import Table
-    from rich.text import Text
 
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("VERDICT", "SOURCE", "DESTINATION", "PROTO", "PORT", "VIA", "REASON"):
         table.add_column(column, overflow="fold")
     for j in result.flows:
         allowed = j.verdict.allowed
-        table.add_row(Text("allowed" if allowed else "DENIED", style="green" if allowed else "bold red"),
-                      Text(_endpoint_text(j.src, j.src_ip)), Text(_endpoint_text(j.dst, j.dst_ip)), j.protocol.value,
-                      "-" if j.port is None else str(j.port), Text(j.service or ""), Text(j.verdict.reason))
+        table.add_row(cell("allowed" if allowed else "DENIED", "green" if allowed else "bold red"),
+                      cell(_endpoint_text(j.src, j.src_ip)), cell(_endpoint_text(j.dst, j.dst_ip)),
+                      cell(j.protocol.value), cell(j.port), cell(j.service or ""), cell(j.verdict.reason, limit=None))
     _console(out).print(table)
 
 
@@ -71,7 +71,6 @@ def verify_summary(result: VerifyResult) -> str:
 def exposure_report(result: VerifyResult, out: TextIO) -> None:
     """``--what-if``: per workload, how much the policies allow that was never observed, then the list."""
     from rich.table import Table
-    from rich.text import Text
 
     console = _console(out)
     gap = result.exposure or []
@@ -82,14 +81,14 @@ def exposure_report(result: VerifyResult, out: TextIO) -> None:
     for e in gap:
         key = (f"{e.workload.namespace}/{e.workload.name}", e.direction.value)
         counts[key] = counts.get(key, 0) + 1
-    console.print(Text(f"exposure: {len(gap)} allowed but never observed "
-                       f"({', '.join(f'{w} {d}: {n}' for (w, d), n in counts.items())})", style="bold"))
+    console.print(cell(f"exposure: {len(gap)} allowed but never observed "
+                       f"({', '.join(f'{w} {d}: {n}' for (w, d), n in counts.items())})", "bold", limit=None))
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("WORKLOAD", "DIRECTION", "PEER", "PROTO", "PORT"):
         table.add_column(column)
     for e in gap:
-        table.add_row(f"{e.workload.namespace}/{e.workload.name}", e.direction.value,
-                      f"{e.peer.namespace}/{e.peer.name}", e.protocol.value, str(e.port))
+        table.add_row(cell(f"{e.workload.namespace}/{e.workload.name}"), cell(e.direction.value),
+                      cell(f"{e.peer.namespace}/{e.peer.name}"), cell(e.protocol.value), cell(e.port))
     console.print(table)
 
 
@@ -138,7 +137,10 @@ def _ports_words(rule: EvaluatedRule) -> str:
 
 
 def explain_text(policies: PolicySet) -> str:
-    """Each NetworkPolicy in plain words: whom it selects, who may reach them and whom they may reach."""
+    """Each NetworkPolicy in plain words: whom it selects, who may reach them and whom they may reach.
+
+    Names and labels come from the policies read, so each line is escaped to one printable line.
+    """
     from kubectl_netgen.model import PolicyDirection
 
     lines: list[str] = []
@@ -166,4 +168,4 @@ def explain_text(policies: PolicySet) -> str:
                      "NetworkPolicies and is not explained in detail here.")
     if policies.baseline is not None:
         lines.append("BaselineAdminNetworkPolicy default applies where no NetworkPolicy isolates a pod.")
-    return "\n".join(lines).rstrip("\n") + "\n" if lines else ""
+    return "\n".join(map(one_line, lines)).rstrip("\n") + "\n" if lines else ""
