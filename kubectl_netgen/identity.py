@@ -13,9 +13,9 @@ Rules, first match wins:
    backend and its port, never the virtual IP). Backends come from the EndpointSlices, else from the
    Service's selector; a Service without selector (``default/kubernetes``) yields its endpoint IPs.
 4. A node IP: the captured pod's own node (always allowed by the NetworkPolicy spec) or another node.
-   So is a node's own address inside the pod network: the CNI bridge or gateway address of its podCIDR
-   (the network's first two addresses, e.g. 10.244.1.0 and 10.244.1.1: flannel's VXLAN device, the
-   ``cni0`` bridge), where hairpinned and tunnelled traffic comes from.
+   So is a node's own address inside the pod network (:meth:`~kubectl_netgen.model.Node.gateways`: the
+   CNI bridge or gateway of its podCIDR, e.g. 10.244.1.1, and tunnel devices), where hairpinned and
+   tunnelled traffic comes from.
 5. An address in the cluster's pod networks that no pod has now: a warning, never an ipBlock.
 6. Anything else: an external ipBlock (/32 or /128), named by the DNS answers seen in the capture.
 """
@@ -188,22 +188,6 @@ class Lookups:
         self.networks: tuple[IPv4Network | IPv6Network, ...] = tuple(ip_network(c) for c in inventory.pod_cidrs)
         self._pods_by_namespace: dict[str, tuple[Pod, ...]] | None = None
         self._host_servers: dict[tuple[str, int, Protocol], Pod] | None = None
-        self._gateways: dict[IPAddress, Node] | None = None
-
-    def gateway(self, ip: IPAddress) -> Node | None:
-        """The node whose podCIDR's gateway (network or first address: bridge, tunnel device) ``ip`` is."""
-        if self._gateways is None:
-            self._gateways = {}
-            for node in self.inventory.nodes:
-                for cidr in node.pod_cidrs:
-                    try:
-                        network = ip_network(cidr, strict=False)
-                    except ValueError:
-                        continue
-                    if network.num_addresses >= 4:
-                        self._gateways.setdefault(network.network_address, node)
-                        self._gateways.setdefault(network.network_address + 1, node)
-        return self._gateways.get(ip)
 
     def in_pod_network(self, ip: IPAddress) -> bool:
         """Tell whether ``ip`` lies in one of the cluster's pod networks."""
@@ -294,7 +278,7 @@ class Resolver:
         service = self.inventory.services_by_ip.get(ip) if services else None
         if service is not None:
             return self._service(service, ip, port, protocol)
-        node = self.inventory.nodes_by_ip.get(ip) or self._lookups.gateway(ip)
+        node = self.inventory.nodes_by_ip.get(ip) or self.inventory.nodes_by_gateway.get(ip)
         if node is not None:
             return (self._node_peer(node, ip, port, protocol),)
         if self._lookups.in_pod_network(ip):

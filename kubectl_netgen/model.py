@@ -256,6 +256,24 @@ class Node:
     """InternalIP and ExternalIP addresses."""
     pod_cidrs: tuple[str, ...] = ()
     """``spec.podCIDRs`` (CIDR strings)."""
+    tunnel_addresses: tuple[IPAddress, ...] = ()
+    """The node's own addresses inside the pod network that its CNI announces (tunnel devices, ``cilium_host``)."""
+
+    def gateways(self) -> tuple[IPAddress, ...]:
+        """The node's addresses inside the pod network, where its hairpinned and tunnelled traffic comes from.
+
+        The first two of each podCIDR (the network address: flannel's VXLAN device; the first host: the
+        ``cni0`` bridge or gateway), then its tunnel addresses.
+        """
+        found: list[IPAddress] = []
+        for cidr in self.pod_cidrs:
+            try:
+                network = ip_network(cidr, strict=False)
+            except ValueError:
+                continue
+            if network.num_addresses >= 4:
+                found += [network.network_address, network.network_address + 1]
+        return (*found, *self.tunnel_addresses)
 
 
 @dataclass(frozen=True)
@@ -289,6 +307,8 @@ class Inventory:
     services_by_ip: dict[IPAddress, Service] = field(default_factory=dict, compare=False, hash=False)
     """Services by ClusterIP and external/LoadBalancer IP."""
     nodes_by_ip: dict[IPAddress, Node] = field(default_factory=dict, compare=False, hash=False)
+    nodes_by_gateway: dict[IPAddress, Node] = field(default_factory=dict, compare=False, hash=False)
+    """Nodes by their addresses inside the pod network (:meth:`Node.gateways`) that no pod has."""
     workloads_by_ref: dict[WorkloadRef, Workload] = field(default_factory=dict, compare=False, hash=False)
     pods_by_name: dict[tuple[str, str], Pod] = field(default_factory=dict, compare=False, hash=False)
 
@@ -324,6 +344,11 @@ class Inventory:
                     pods_by_ip[ip] = pod
         services_by_ip = {ip: s for s in sv for ip in (*s.cluster_ips, *s.external_ips)}
         nodes_by_ip = {ip: n for n in nd for ip in n.addresses}
+        nodes_by_gateway: dict[IPAddress, Node] = {}
+        for n in nd:
+            for ip in n.gateways():
+                if ip not in pods_by_ip and ip not in nodes_by_ip:
+                    nodes_by_gateway.setdefault(ip, n)
         cidrs = tuple(sorted(set(pod_cidrs))) or tuple(sorted({c for n in nd for c in n.pod_cidrs}))
         if not cidrs:
             cidrs = tuple(sorted({str(ip_network(f"{ip}/{16 if ip.version == 4 else 64}", strict=False))
@@ -331,7 +356,7 @@ class Inventory:
         return cls(
             namespaces=ns, nodes=nd, pods=pd, workloads=wl, services=sv, pod_cidrs=cidrs,
             missing=tuple(sorted(set(missing))), pods_by_ip=pods_by_ip, services_by_ip=services_by_ip,
-            nodes_by_ip=nodes_by_ip, workloads_by_ref={w.ref: w for w in wl},
+            nodes_by_ip=nodes_by_ip, nodes_by_gateway=nodes_by_gateway, workloads_by_ref={w.ref: w for w in wl},
             pods_by_name={(p.namespace, p.name): p for p in pd},
         )
 

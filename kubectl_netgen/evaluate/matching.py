@@ -79,6 +79,7 @@ class Cluster:
         for pod in inventory.pods:
             if pod.host_network and pod.node is not None:
                 self._node_of.update(dict.fromkeys(pod.ips, pod.node))
+        self._node_of.update({ip: node.name for ip, node in inventory.nodes_by_gateway.items()})
         self._node_of.update({ip: node.name for ip, node in inventory.nodes_by_ip.items()})
         self._labels = {ns.name: {**dict(ns.labels), NAMESPACE_NAME_LABEL: ns.name} for ns in inventory.namespaces}
         # By integer value, one table per family: hashing an ipaddress object is slow (it hashes a hex string).

@@ -8,6 +8,7 @@ tables, and rules that repeat. Scenarios reuse the builders of ``test_generate_s
 
 from __future__ import annotations
 
+import json
 import struct
 from pathlib import Path
 from typing import Any
@@ -233,6 +234,12 @@ def test_node_gateway_addresses_are_the_node(tmp_path: Path) -> None:
     assert _warnings(out.result.stderr) == []
     assert _peers(_policy(out, "web-netgen"), "ingress", "TCP", 8080) == [{"ipBlock": {"cidr": "10.244.2.0/32"}}]
     assert "cidr: 10.244.2.0/32  # node node-b" in out.result.stdout
+    policies = tmp_path / "policies.yaml"
+    policies.write_text(out.result.stdout)
+    verified = run("verify", root, "--policies", policies, "-o", "json")
+    assert verified.exit_code == 0, verified.stderr
+    bridge = next(f for f in json.loads(verified.stdout) if f["src_ip"] == "10.244.1.1")
+    assert bridge["verdict"] == "allowed" and "from its own node" in bridge["reason"]
 
 
 def test_hairpin_through_the_own_service_admits_the_workload(tmp_path: Path) -> None:
