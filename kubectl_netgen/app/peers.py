@@ -46,6 +46,10 @@ class Neighbor:
     connections: int
     packets: int
     bytes: int
+    first_seen: int = 0
+    """Earliest ``first_seen`` (ns since the epoch) of the flows summed here; 0 when none says (socket tables)."""
+    last_seen: int = 0
+    """Latest ``last_seen`` (ns since the epoch) of the flows summed here; 0 when none says."""
 
 
 @dataclass(frozen=True)
@@ -140,16 +144,19 @@ def neighbors(
                 keys[key] = None
                 names.setdefault((own.workload, key), set()).update(peer.names)
             for key in keys:
-                sums = found.setdefault(key, [0, 0, 0])
+                sums = found.setdefault(key, [0, 0, 0, 0, 0])
                 sums[0] += flow.connections
                 sums[1] += flow.packets
                 sums[2] += flow.bytes
+                if flow.first_seen > 0 and (not sums[3] or flow.first_seen < sums[3]):
+                    sums[3] = flow.first_seen
+                sums[4] = max(sums[4], flow.last_seen)
     result = []
     for ref in sorted(captured, key=lambda r: (r.namespace, r.kind.value, r.name)):
         entries = [
             Neighbor(direction=key[0], kind=key[1], workload=key[2], service=key[3], ip=key[4], node=key[5],
                      names=tuple(sorted(names[(ref, key)])), protocol=key[6], port=key[7], service_port=key[8],
-                     connections=sums[0], packets=sums[1], bytes=sums[2])
+                     connections=sums[0], packets=sums[1], bytes=sums[2], first_seen=sums[3], last_seen=sums[4])
             for key, sums in totals[ref].items()
         ]
         entries.sort(key=_neighbor_order)

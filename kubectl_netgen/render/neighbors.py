@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Any, TextIO
 
 from kubectl_netgen.app import Neighbor, NeighborsResult
-from kubectl_netgen.render.common import _console, dump_json
+from kubectl_netgen.render.common import _console, dump_json, rfc3339
 from kubectl_netgen.render.escape import cell
 
 
 def neighbor_record(n: Neighbor) -> dict[str, Any]:
-    """One neighbour as the JSON object ``neighbors -o json`` prints in ``egress``/``ingress``."""
+    """One neighbour as the JSON object ``neighbors -o json`` prints in ``egress``/``ingress``.
+
+    ``first_seen``/``last_seen`` are RFC 3339 UTC over the neighbour's flows, ``null`` when unknown.
+    """
     return {
         "peer": {
             "kind": n.kind.value,
@@ -27,6 +30,8 @@ def neighbor_record(n: Neighbor) -> dict[str, Any]:
         "connections": n.connections,
         "packets": n.packets,
         "bytes": n.bytes,
+        "first_seen": rfc3339(n.first_seen),
+        "last_seen": rfc3339(n.last_seen),
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,11 @@ def entry(p: dict[str, Any], protocol: str, port: int | None, service_port: int 
           connections: int, packets: int, size: int) -> dict[str, Any]:
     return {"peer": p, "protocol": protocol, "port": port, "service_port": service_port,
             "connections": connections, "packets": packets, "bytes": size}
+
+
+def untimed(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Entries without first/last seen (checked on their own below)."""
+    return [{k: v for k, v in e.items() if k not in ("first_seen", "last_seen")} for e in entries]
 
 
 def neighbors_json(*args: str) -> list[dict[str, Any]]:
@@ -64,7 +70,7 @@ def test_frontend_exact() -> None:
     assert frontend["workload"] == {"namespace": "shop", "kind": "Deployment", "name": "frontend"}
     assert frontend["pods"] == ["frontend-7lgxpl29pv-jsshd", "frontend-7lgxpl29pv-s58x6"]
     # Both pods' flows are summed per peer; Services are resolved to their backends' workload and targetPort.
-    assert frontend["egress"] == [
+    assert untimed(frontend["egress"]) == [
         entry(peer("pod", namespace="kube-system", workload=("Deployment", "coredns"), service="kube-system/kube-dns"),
               "UDP", 53, 53, 36, 144, 13356),
         entry(peer("pod", namespace="shop", workload=("Deployment", "cart"), service="shop/cart"),
@@ -77,7 +83,7 @@ def test_frontend_exact() -> None:
               "UDP", 9125, 8125, 9, 18, 972),
     ]
     # Kubelet probes from each pod's own node are kept (kind own-node), though generate writes no rule for them.
-    assert frontend["ingress"] == [
+    assert untimed(frontend["ingress"]) == [
         entry(peer("own-node", ip="10.250.0.11", node="node-a"), "TCP", 8080, None, 5, 50, 3475),
         entry(peer("own-node", ip="10.250.0.12", node="node-b"), "TCP", 8080, None, 5, 50, 3475),
         entry(peer("pod", namespace="shop", workload=("CronJob", "smoke")), "TCP", 8080, None, 3, 30, 2055),
@@ -112,8 +118,8 @@ def test_cross_namespace_externals_and_the_api_server() -> None:
     ]
     # kubernetes.default (10.96.0.1:443) has no selector: its endpoint, the API server on node-a, is the peer.
     [api] = [e for e in by_name["shop-operator"]["egress"] if e["peer"]["service"] == "default/kubernetes"]
-    assert api == entry(peer("service-endpoint-ip", service="default/kubernetes", ip="10.250.0.11", node="node-a"),
-                        "TCP", 6443, 443, 5, 51, 2842)
+    assert untimed([api]) == [entry(peer("service-endpoint-ip", service="default/kubernetes", ip="10.250.0.11",
+                                         node="node-a"), "TCP", 6443, 443, 5, 51, 2842)]
 
 
 def test_pcap_files_with_pod_option() -> None:
@@ -179,3 +185,39 @@ def test_without_a_cluster_file_the_live_cluster_is_read(tmp_path: Path) -> None
                    "--no-reverse-dns")
     assert live.exit_code == 0, live.stderr
     assert live.stdout == run("neighbors", SHOP, "-o", "json", "--no-reverse-dns").stdout
+
+
+RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(\d{3})?Z")
+
+
+def test_every_entry_has_first_and_last_seen() -> None:
+    """The earliest first_seen and latest last_seen of the entry's flows, as ``flows -o json`` writes them."""
+    data = neighbors_json()
+    entries = [e for w in data for e in w["egress"] + w["ingress"]]
+    assert entries and all(RFC3339.fullmatch(e["first_seen"]) and RFC3339.fullmatch(e["last_seen"])
+                           and e["first_seen"] <= e["last_seen"] for e in entries)
+    [frontend] = [w for w in data if w["workload"]["name"] == "frontend"]
+    pcaps = sorted((SHOP / "pcaps" / "shop").glob("frontend-*.pcap"))
+    flows = json.loads(run("flows", *pcaps, "-o", "json").stdout)
+    dns = [f for f in flows if (f["dst"], f["protocol"], f["dst_port"]) == ("10.96.0.10", "UDP", 53)]
+    [to_dns] = [e for e in frontend["egress"] if e["peer"]["service"] == "kube-system/kube-dns"]
+    assert len(dns) > 1 and sum(f["connections"] for f in dns) == to_dns["connections"]
+    assert (to_dns["first_seen"], to_dns["last_seen"]) == (min(f["first_seen"] for f in dns),
+                                                            max(f["last_seen"] for f in dns))
+
+
+def test_first_and_last_seen_span_the_flows_of_an_entry(tmp_path: Path) -> None:
+    from tests.cli.test_generate_scenarios import DB0_4, DB1_4, NODE_B, WEB4, WEB_POD, base_cluster, capture_dir, tcp
+
+    # Each frame is one second later than the one before (write_pcap), from 1_700_000_000.
+    root = capture_dir(tmp_path, base_cluster(), {f"shop/{WEB_POD}": [
+        tcp(WEB4, DB0_4, 5432), tcp(WEB4, DB1_4, 5432, 40001), tcp(NODE_B, WEB4, 8081, 40002)]})
+    result = run("neighbors", root, "--no-reverse-dns", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    [web] = [w for w in json.loads(result.stdout) if w["workload"]["name"] == "web"]
+    [db] = [e for e in web["egress"] if e["peer"]["kind"] == "pod" and e["peer"]["workload"]["name"] == "db"]
+    assert (db["connections"], db["first_seen"], db["last_seen"]) == (
+        2, "2023-11-14T22:13:20.000000Z", "2023-11-14T22:13:23.000000Z")
+    [node] = web["ingress"]
+    assert (node["peer"]["node"], node["first_seen"], node["last_seen"]) == (
+        "node-b", "2023-11-14T22:13:24.000000Z", "2023-11-14T22:13:25.000000Z")
