@@ -43,13 +43,17 @@ class Environment:
 
     def warn(self, message: str) -> None:
         """Print one warning line on stderr."""
+        from kubectl_netgen.render.escape import one_line
+
         self.warnings += 1
-        self.stderr.write(f"warning: {message}\n")
+        self.stderr.write(f"warning: {one_line(message)}\n")
         self.stderr.flush()
 
     def info(self, message: str) -> None:
         """Print one informational line (a summary) on stderr."""
-        self.stderr.write(f"{message}\n")
+        from kubectl_netgen.render.escape import one_line
+
+        self.stderr.write(f"{one_line(message)}\n")
         self.stderr.flush()
 
 

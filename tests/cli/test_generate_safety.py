@@ -304,3 +304,14 @@ def test_peers_with_the_same_ports_share_one_rule(tmp_path: Path) -> None:
                                    "podSelector": {"matchLabels": {"app": "db"}}},
                                   {"ipBlock": {"cidr": "192.0.2.10/32"}}]
     assert ingress[1]["from"] == [{"podSelector": {"matchLabels": {"app": "api"}}}]
+
+
+def test_names_in_stderr_lines_are_escaped(tmp_path: Path) -> None:
+    """A pod name from the snapshot cannot forge a second stderr line (or a terminal escape)."""
+    name = "evil\nwarning: all good\x1b[2J"
+    items = [*base_cluster(), pod("shop", name, ["10.244.1.90"], "node-a", {"pod-template-hash": "abc"})]
+    root = capture_dir(tmp_path, items, {WEB: [tcp(WEB4, "10.244.1.90", 8080)]})
+    out = Outcome(root)
+    assert not any(line.startswith("warning: all good") for line in out.result.stderr.splitlines())
+    assert "\x1b" not in out.result.stderr
+    assert "pod shop/evil\\nwarning: all good\\x1b[2J carries no stable label" in out.result.stderr
