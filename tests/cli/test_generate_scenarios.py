@@ -99,7 +99,7 @@ def deployment(ns: str, name: str, labels: dict[str, str]) -> list[dict[str, Any
     hashed = {**labels, "pod-template-hash": HASH}
     return [
         {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(ns, name, labels),
-         "spec": {"selector": {"matchLabels": labels}, "template": _template(labels)}},
+         "spec": {"selector": {"matchLabels": dict(labels)}, "template": _template(labels)}},
         {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": _meta(ns, f"{name}-{HASH}", hashed,
                                                                           ("Deployment", name)),
          "spec": {"selector": {"matchLabels": hashed}, "template": _template(hashed)}},
@@ -114,7 +114,7 @@ def deployment_pod(ns: str, workload: str, suffix: str, ips: Sequence[str], on: 
 
 def statefulset(ns: str, name: str, labels: dict[str, str]) -> dict[str, Any]:
     return {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": _meta(ns, name, labels),
-            "spec": {"serviceName": name, "selector": {"matchLabels": labels}, "template": _template(labels)}}
+            "spec": {"serviceName": name, "selector": {"matchLabels": dict(labels)}, "template": _template(labels)}}
 
 
 def statefulset_pod(ns: str, workload: str, index: int, ips: Sequence[str], on: str, labels: dict[str, str],

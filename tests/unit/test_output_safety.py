@@ -149,8 +149,13 @@ def _visible(text: str) -> str:
 
 
 def _shown(value: str, output: str) -> bool:
-    """Whether the start of ``value``'s escaped form is printed literally (rich may wrap it over lines)."""
-    return _visible(one_line(value))[:20] in _visible(output)
+    """Whether the start of ``value``'s escaped form is printed literally.
+
+    Rich wraps a cell at its spaces, and the next columns' text then comes between the words: each of
+    the first words must be there (its first 20 characters; a longer word may be folded).
+    """
+    visible = _visible(output)
+    return all(_visible(word)[:20] in visible for word in one_line(value).split()[:4])
 
 
 def _no_injection(output: str, terminal: bool = False) -> None:
