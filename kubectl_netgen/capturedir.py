@@ -15,8 +15,10 @@ A directory holding only ``pcaps/`` and ``cluster.json`` is complete.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO, cast
 
@@ -148,6 +150,27 @@ def read_capture_dir(root: Path) -> CaptureDir:
     metadata = root / METADATA_FILE
     return CaptureDir(root, cluster, tuple(found[k] for k in sorted(found)),
                       metadata if metadata.is_file() else None)
+
+
+def taken_at(capture: CaptureDir) -> datetime:
+    """When a capture was taken, to tell the newest of several.
+
+    The end of its window in ``capture.json``, else the time ``cluster.json`` was last written (a
+    directory put together by hand).
+    """
+    if capture.metadata is not None:
+        try:
+            window = json.loads(capture.metadata.read_text(encoding="utf-8")).get("window") or {}
+            stamp = window.get("end") or window.get("start")
+            if isinstance(stamp, str):
+                moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+                return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        except (OSError, ValueError, AttributeError):
+            pass  # unreadable metadata is not fatal to reading traffic: fall back to the file's time
+    try:
+        return datetime.fromtimestamp(capture.cluster.stat().st_mtime, timezone.utc)
+    except OSError:
+        return datetime.min.replace(tzinfo=timezone.utc)
 
 
 def read_socket_tables(directory: Path) -> list[tuple[str, str, str]]:

@@ -91,6 +91,15 @@ def read_snapshot(path: str, warn: Warn) -> Inventory:
     Raises:
         InputError: The file is missing, unreadable, not JSON or not a ``v1 List``.
     """
+    return load_inventory(read_document(path), warn)
+
+
+def read_document(path: str) -> dict[str, Any]:
+    """Read a snapshot file into its ``v1 List``, unconverted (to merge it with others).
+
+    Raises:
+        InputError: The file is missing, unreadable, not JSON or not a ``v1 List``.
+    """
     hint = "write one with: kubectl netgen snapshot -A > cluster.json"
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -106,7 +115,31 @@ def read_snapshot(path: str, warn: Warn) -> Inventory:
         raise InputError(f"{path}: not JSON ({e.msg} at line {e.lineno}); give a cluster snapshot ({hint})") from e
     if not isinstance(document, dict) or document.get("kind") != "List" or not isinstance(document.get("items"), list):
         raise InputError(f"{path}: not a Kubernetes v1 List; give a cluster snapshot ({hint})")
-    return load_inventory(document, warn)
+    return document
+
+
+def merge_snapshots(documents: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """One ``v1 List`` of several snapshots, oldest first: for each object the newest copy, none dropped.
+
+    Objects are the same when kind, namespace and name agree; an object that only an older snapshot
+    holds (a pod replaced since, the Job of last night's CronJob run) stays in, so its traffic still
+    has a name. Items that are not objects with a kind and a name are kept as they are, for
+    :func:`load_inventory` to report.
+    """
+    merged: dict[tuple[str, str, str], Any] = {}
+    odd: list[Any] = []
+    for document in documents:
+        for item in document.get("items") or ():
+            meta = item.get("metadata") if isinstance(item, Mapping) else None
+            if not isinstance(meta, Mapping) or not isinstance(item.get("kind"), str) or not meta.get("name"):
+                odd.append(item)
+                continue
+            key = (item["kind"], str(meta.get("namespace") or ""), str(meta["name"]))
+            merged[key] = item
+    order = {kind: index for index, kind in enumerate(KINDS)}
+    items = sorted(merged.items(), key=lambda kv: (order.get(kv[0][0], len(order)), *kv[0]))
+    return {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""},
+            "items": [item for _, item in items] + odd}
 
 
 def load_inventory(document: Mapping[str, Any], warn: Warn) -> Inventory:
@@ -382,6 +415,7 @@ def _pod(item: Obj, workload: WorkloadRef) -> Pod:
         ips=tuple(ips), node=node if isinstance(node, str) and node else None,
         host_network=spec.get("hostNetwork") is True, workload=workload, ports=tuple(ports),
         phase=phase if isinstance(phase, str) else "Unknown",
+        created=created if isinstance(created := meta.get("creationTimestamp"), str) else "",
     )
 
 

@@ -179,6 +179,8 @@ class Pod:
     ports: tuple[ContainerPort, ...] = ()
     """Container ports of every container (named ports resolve against these)."""
     phase: str = "Running"
+    created: str = ""
+    """``metadata.creationTimestamp`` (RFC 3339, so it sorts as text); "" when unknown."""
 
 
 @dataclass(frozen=True)
@@ -284,6 +286,11 @@ class Namespace:
     labels: Labels = ()
 
 
+def _claim(pod: Pod) -> tuple[bool, str]:
+    """How strongly a pod holds its IPs against another pod with the same: see :meth:`Inventory.create`."""
+    return pod.phase == "Running", pod.created
+
+
 @dataclass(frozen=True)
 class Inventory:
     """The cluster as a snapshot: everything identity resolution and synthesis need to know.
@@ -339,8 +346,9 @@ class Inventory:
             if pod.host_network:
                 continue
             for ip in pod.ips:
-                # A Running pod wins over a finished one that once had the same IP.
-                if ip not in pods_by_ip or (pods_by_ip[ip].phase != "Running" and pod.phase == "Running"):
+                # Two pods with one IP were not alive together (a snapshot merged from several moments):
+                # a Running pod wins over a finished one, then the one created last, which has it now.
+                if ip not in pods_by_ip or _claim(pod) > _claim(pods_by_ip[ip]):
                     pods_by_ip[ip] = pod
         services_by_ip = {ip: s for s in sv for ip in (*s.cluster_ips, *s.external_ips)}
         nodes_by_ip = {ip: n for n in nd for ip in n.addresses}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +67,24 @@ def read_cluster(path: str, warn: Warn) -> Inventory:
 
     result = inventory.read_snapshot(path, warn)
     _warn_missing(result, path, warn)
+    return result
+
+
+def read_clusters(paths: Sequence[str], warn: Warn) -> Inventory:
+    """Read several snapshots, oldest first, as one inventory.
+
+    The newest copy of each object wins, and objects only older snapshots hold stay in (the pods of
+    earlier runs of the same workloads).
+
+    Raises:
+        InputError: A file is missing, not JSON, or not a ``v1 List``.
+    """
+    from kubectl_netgen import inventory
+
+    if len(paths) == 1:
+        return read_cluster(paths[0], warn)
+    result = inventory.load_inventory(inventory.merge_snapshots([inventory.read_document(p) for p in paths]), warn)
+    _warn_missing(result, f"the {len(paths)} snapshots", warn)
     return result
 
 

@@ -206,8 +206,8 @@ def generate(
 
     reverse = reverse or ReverseDns()
     reverse.check()
-    captures, cluster_file = pod_captures(sources, pods, cluster)
-    inventory, where = inventory_for(cluster_file, live, warn)
+    captures, snapshots = pod_captures(sources, pods, cluster)
+    inventory, where = inventory_for(snapshots, live, warn)
     scope = scope or Scope()
     observer = Observer(inventory)
     names = DnsNames()

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, BinaryIO
 from kubectl_netgen import flows as flowfold
 from kubectl_netgen import sockets
 from kubectl_netgen.app.captures import Warn, read_captures
-from kubectl_netgen.app.cluster import LiveCluster, live_inventory, read_cluster
-from kubectl_netgen.capturedir import is_capture_dir, read_capture_dir, read_socket_tables
+from kubectl_netgen.app.cluster import LiveCluster, live_inventory, read_cluster, read_clusters
+from kubectl_netgen.capturedir import CaptureDir, read_capture_dir, read_socket_tables, taken_at
 from kubectl_netgen.errors import InputError
 from kubectl_netgen.identity import PeerKind
 from kubectl_netgen.model import Flow, Inventory, IPAddress, Pod, PolicyDirection, Protocol
-from kubectl_netgen.observe import listening_addresses
+from kubectl_netgen.observe import known_connections, listening_addresses
 from kubectl_netgen.pcap import CaptureReport
 from kubectl_netgen.sockets import SocketFlows, parse_table
 
@@ -39,20 +39,28 @@ class PodCapture:
 
 
 def pod_captures(sources: Sequence[str], pods: Sequence[str], cluster: str | None) -> tuple[
-        list[PodCapture], str | None]:
-    """Which pod each capture belongs to, and the cluster file to use (a capture directory brings one).
+        list[PodCapture], tuple[str, ...]]:
+    """Which pod each capture belongs to, and the cluster snapshots to resolve them against, oldest first.
+
+    Capture directories bring their own ``cluster.json``; several directories (runs taken at different
+    times) are read as one, their snapshots ordered by :func:`~kubectl_netgen.capturedir.taken_at` and
+    then by their order on the command line. ``cluster`` (``--cluster FILE``) replaces them all.
 
     Raises:
-        InputError: No sources, ``--pod`` with a capture directory, or not one ``--pod`` per pcap file.
+        InputError: No sources, a path that does not exist, directories mixed with files, ``--pod`` with
+            capture directories, or not one ``--pod`` per pcap file.
     """
-    if len(sources) == 1 and is_capture_dir(Path(sources[0])):
-        if pods:
-            raise InputError("--pod is for pcap files; a capture directory says which pod each capture is")
-        found = read_capture_dir(Path(sources[0]))
-        return ([PodCapture(p.namespace, p.pod, str(p.pcap), p.sockets) for p in found.pods],
-                cluster or str(found.cluster))
     if not sources:
         raise InputError("give a capture directory or pcap files (with --pod NS/NAME for each)")
+    directories = capture_dirs(sources)
+    if directories:
+        if pods:
+            raise InputError("--pod is for pcap files; a capture directory says which pod each capture is")
+        captures = [PodCapture(p.namespace, p.pod, str(p.pcap), p.sockets) for d in directories for p in d.pods]
+        if cluster is not None:
+            return captures, (cluster,)
+        by_age = sorted(enumerate(directories), key=lambda found: (taken_at(found[1]), found[0]))
+        return captures, tuple(str(d.cluster) for _, d in by_age)
     if len(pods) != len(sources):
         raise InputError(f"{len(sources)} pcap file(s) but {len(pods)} --pod option(s): give one --pod NS/NAME "
                          "per file, in the same order, or a capture directory")
@@ -62,18 +70,45 @@ def pod_captures(sources: Sequence[str], pods: Sequence[str], cluster: str | Non
         if not sep or not namespace or not name:
             raise InputError(f"--pod {pod!r} is not NAMESPACE/NAME")
         out.append(PodCapture(namespace, name, path))
-    return out, cluster
+    return out, (cluster,) if cluster is not None else ()
 
 
-def inventory_for(cluster_file: str | None, live: LiveCluster | None, warn: Warn) -> tuple[Inventory, str]:
-    """The inventory from ``cluster_file``, else from the live cluster; and where it came from, for messages.
+def capture_dirs(sources: Sequence[str]) -> list[CaptureDir]:
+    """The capture directories among ``sources`` (each once); none when they are pcap files (or ``-``).
+
+    Raises:
+        InputError: A path does not exist, is not a capture directory, or directories and files are mixed.
+    """
+    directories: dict[Path, CaptureDir] = {}
+    files = []
+    for source in sources:
+        path = Path(source)
+        if path.is_dir():
+            directories.setdefault(path.resolve(), read_capture_dir(path))
+        elif source == "-" or path.exists():
+            files.append(source)
+        else:
+            raise InputError(f"{source}: no such file or directory; give capture directories "
+                             "(from 'kubectl netgen capture') or pcap files")
+    if directories and files:
+        raise InputError(f"{files[0]} is a file but {next(iter(directories.values())).root} is a directory: give "
+                         "capture directories, or pcap files with --pod NS/NAME each, not both")
+    return list(directories.values())
+
+
+def inventory_for(snapshots: Sequence[str], live: LiveCluster | None, warn: Warn) -> tuple[Inventory, str]:
+    """The inventory from the ``snapshots`` (files, oldest first), else from the live cluster.
+
+    Returns the inventory and where it came from, for messages.
 
     Raises:
         InputError: No file and no live cluster to read, or a bad file.
         ClusterError: The live cluster cannot be read.
     """
-    if cluster_file is not None:
-        return read_cluster(cluster_file, warn), cluster_file
+    if len(snapshots) == 1:
+        return read_cluster(snapshots[0], warn), snapshots[0]
+    if snapshots:
+        return read_clusters(snapshots, warn), f"the snapshots ({', '.join(snapshots)})"
     if live is None:
         raise InputError("no cluster inventory: pass --cluster FILE (from 'kubectl netgen snapshot -A > FILE')")
     return live_inventory(live, warn), "the cluster"
@@ -111,7 +146,7 @@ def socket_flows(capture: PodCapture, warn: Warn) -> SocketFlows | None:
 
 def pod_flows(table: flowfold.TrafficTable, own: Pod, tables: SocketFlows | None) -> list[Flow]:
     """The flows of a pod's capture and of its socket tables (a connection in both counts once), sorted."""
-    found = flowfold.flows(table, listening_addresses(own, tables))
+    found = flowfold.flows(table, listening_addresses(own, tables), known_connections(tables))
     if tables is not None and tables.flows:
         seen = {(f.protocol, f.src, f.dst, f.dst_port) for f in found}
         found += [f for f in tables.flows if (f.protocol, f.src, f.dst, f.dst_port) not in seen]
@@ -212,8 +247,8 @@ def decode_pods(
 
     reverse = reverse or ReverseDns()
     reverse.check()
-    captures, cluster_file = pod_captures(sources, pods, cluster)
-    inventory, where = inventory_for(cluster_file, live, warn)
+    captures, snapshots = pod_captures(sources, pods, cluster)
+    inventory, where = inventory_for(snapshots, live, warn)
     names = DnsNames()
     decoded: list[tuple[Pod, list[Flow]]] = []
     reports = []

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO
 
 from kubectl_netgen import manifests
@@ -19,13 +18,13 @@ from kubectl_netgen.app.captures import Warn, read_captures
 from kubectl_netgen.app.cluster import LiveCluster
 from kubectl_netgen.app.sources import (
     PodCapture,
+    capture_dirs,
     captured_pod,
     inventory_for,
     pod_captures,
     pod_flows,
     socket_flows,
 )
-from kubectl_netgen.capturedir import is_capture_dir
 from kubectl_netgen.errors import InputError
 from kubectl_netgen.evaluate import Evaluator, PolicySet, Verdict, parse_policies
 from kubectl_netgen.identity import Lookups, PeerKind, Resolver, direction_of
@@ -249,12 +248,12 @@ def verify(
     if "-" in policies and "-" in sources:
         raise InputError("'-' (stdin) can be the policies or a capture, not both")
     policy_set = read_policies(policies, stdin=stdin, live=live, live_policies=live_policies, warn=warn)
-    by_pod = bool(pods) or (len(sources) == 1 and is_capture_dir(Path(sources[0])))
-    captures, cluster_file = pod_captures(sources, pods, cluster) if by_pod else (
-        [PodCapture("", "", path) for path in sources], cluster)
+    by_pod = bool(pods) or bool(capture_dirs(sources))
+    captures, snapshots = pod_captures(sources, pods, cluster) if by_pod else (
+        [PodCapture("", "", path) for path in sources], (cluster,) if cluster is not None else ())
     if not captures:
         raise InputError("give a capture directory or pcap files")
-    inventory, where = inventory_for(cluster_file, live, warn)
+    inventory, where = inventory_for(snapshots, live, warn)
     evaluator = Evaluator(policy_set, inventory)
     judge = _Judge(inventory, evaluator)
     reports = []

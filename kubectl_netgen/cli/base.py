@@ -155,8 +155,9 @@ class ManifestFormat(str, enum.Enum):
 
 
 SourcesArg = Annotated[list[str], typer.Argument(
-    help="A capture directory (pcaps/<namespace>/<pod>.pcap + cluster.json), or pcap files with --pod.",
-    metavar="CAPTURE_DIR | PCAP...")]
+    help="Capture directories (pcaps/<namespace>/<pod>.pcap + cluster.json; several are read as one, the "
+    "newest cluster.json winning), or pcap files with --pod.",
+    metavar="CAPTURE_DIR... | PCAP...")]
 ClusterOpt = Annotated[Optional[str], typer.Option(  # noqa: UP045 - typer needs Optional on Python 3.10
     "--cluster", help="The cluster inventory (kubectl netgen snapshot -A > FILE); a capture directory has one. "
     "Without either, the live cluster is read (--kubeconfig, --context).", metavar="FILE")]

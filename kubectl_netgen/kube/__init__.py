@@ -18,12 +18,11 @@ from kubectl_netgen.kube.pods import (
     follow_log,
     get_object,
     list_objects,
-    merge_snapshots,
     read_pod,
 )
 
 __all__ = [
     "POLICY_RESOURCES", "RESOURCES", "Cluster", "LogStream", "Resource", "add_ephemeral_container", "apply_object",
     "connect", "delete_object", "follow_log", "get_object", "list_managed", "list_namespaces", "list_objects",
-    "merge_snapshots", "read_pod", "snapshot",
+    "read_pod", "snapshot",
 ]

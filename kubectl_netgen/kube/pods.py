@@ -23,7 +23,6 @@ from kubectl_netgen.kube.client import (
     _api_error,
     _converted,
     _server_message,
-    _sort_key,
 )
 
 EPHEMERAL = Resource("Pod", "v1", "pods/ephemeralcontainers", True)
@@ -191,21 +190,6 @@ def follow_log(cluster: Cluster, namespace: str, pod: str, container: str) -> Lo
         except ApiException as e:
             raise _capture_api_error(e, cluster.server, POD_LOG, "get", namespace, pod) from e
     return LogStream(response)
-
-
-def merge_snapshots(start: Obj, end: Obj) -> Obj:
-    """One ``v1 List`` of two snapshots: every object of ``end``, plus those of ``start`` gone since.
-
-    Pods that came and went during a capture are thus known to ``generate``.
-    """
-    def key(item: Obj) -> tuple[str, str, str]:
-        meta = item.get("metadata") or {}
-        return str(item.get("kind")), str(meta.get("namespace") or ""), str(meta.get("name") or "")
-
-    merged = {key(item): item for item in start.get("items") or []}
-    merged.update({key(item): item for item in end.get("items") or []})
-    items = sorted(merged.values(), key=_sort_key)
-    return {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items}
 
 
 # ----------------------------------------------------------------------------- writing objects (contracts, baseline)

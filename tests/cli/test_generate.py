@@ -24,6 +24,7 @@ from kubectl_netgen.pcap import Scanner
 from tests.conftest import ROOT, need, run
 
 SHOP = ROOT / "examples" / "shop"
+A_PCAP = sorted((SHOP / "pcaps" / "shop").glob("*.pcap"))[0]
 GOLDEN = ROOT / "tests" / "golden"
 
 
@@ -121,8 +122,11 @@ def test_pcap_files_with_pod_option(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (("x.pcap",), "1 pcap file(s) but 0 --pod option(s)"),
-    (("x.pcap", "--pod", "nopod"), "--pod 'nopod' is not NAMESPACE/NAME"),
+    ((str(A_PCAP),), "1 pcap file(s) but 0 --pod option(s)"),
+    ((str(A_PCAP), "--pod", "nopod"), "--pod 'nopod' is not NAMESPACE/NAME"),
+    (("x.pcap",), "x.pcap: no such file or directory"),
+    ((str(SHOP / "pcaps"),), "is not a capture directory: it has no pcaps/ folder"),
+    ((str(SHOP), str(A_PCAP)), "is a file but"),
 ])
 def test_input_errors(args: tuple[str, ...], message: str) -> None:
     result = run("generate", *args)

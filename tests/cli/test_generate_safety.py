@@ -287,6 +287,15 @@ def test_socket_table_decides_direction_ahead_of_port_guesses(tmp_path: Path) ->
     web = _policy(out, "web-netgen")
     assert "ingress" not in web["spec"]
     assert _peers(web, "egress", "TCP", 50000) == [{"podSelector": {"matchLabels": {"app": "api"}}}]
+    # neighbors and verify read the same tables, so they orient the flow the same way
+    listed = json.loads(run("neighbors", root, "--no-reverse-dns", "-o", "json").stdout)
+    [web_neighbors] = [w for w in listed if w["workload"]["name"] == "web"]
+    assert web_neighbors["ingress"] == []
+    assert [(n["peer"]["workload"]["name"], n["port"]) for n in web_neighbors["egress"]] == [("api", 50000)]
+    policies = root.parent / "policies.yaml"
+    policies.write_text(out.result.stdout)
+    verified = run("verify", root, "--policies", policies, "-o", "json")
+    assert verified.exit_code == 0, verified.stderr
 
 
 # ----------------------------------------------------------------------------- readable

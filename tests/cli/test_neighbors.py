@@ -12,6 +12,7 @@ import pytest
 from tests.conftest import ROOT, run
 
 SHOP = ROOT / "examples" / "shop"
+A_PCAP = sorted((SHOP / "pcaps" / "shop").glob("*.pcap"))[0]
 
 
 def peer(kind: str, *, namespace: str | None = None, workload: tuple[str, str] | None = None,
@@ -158,8 +159,11 @@ def test_table_on_a_terminal() -> None:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (("x.pcap",), "1 pcap file(s) but 0 --pod option(s)"),
-    (("x.pcap", "--pod", "nopod"), "--pod 'nopod' is not NAMESPACE/NAME"),
+    ((str(A_PCAP),), "1 pcap file(s) but 0 --pod option(s)"),
+    ((str(A_PCAP), "--pod", "nopod"), "--pod 'nopod' is not NAMESPACE/NAME"),
+    (("x.pcap",), "x.pcap: no such file or directory"),
+    ((str(SHOP / "pcaps"),), "is not a capture directory: it has no pcaps/ folder"),
+    ((str(SHOP), str(A_PCAP)), "is a file but"),
     ((str(SHOP), "--pod", "shop/x"), "--pod is for pcap files"),
 ])
 def test_input_errors(args: tuple[str, ...], message: str) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from kubectl_netgen.capturedir import is_capture_dir, pcap_path, read_capture_dir, sockets_path
+from kubectl_netgen.capturedir import is_capture_dir, pcap_path, read_capture_dir, sockets_path, taken_at
 from kubectl_netgen.errors import InputError
 
 
@@ -58,3 +59,18 @@ def test_bad_directories(tmp_path: Path, files: tuple[str, ...], message: str) -
         root.mkdir(exist_ok=True)
     with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
         read_capture_dir(root)
+
+
+@pytest.mark.parametrize(("metadata", "expected"), [
+    ('{"window": {"start": "2026-12-01T02:00:00Z", "end": "2026-12-01T02:05:00Z"}}', "2026-12-01T02:05:00+00:00"),
+    ('{"window": {"start": "2026-12-01T02:00:00Z"}}', "2026-12-01T02:00:00+00:00"),
+    ("not json", "2023-11-14T22:13:20+00:00"),                 # unreadable metadata: cluster.json's time
+    ('{"window": {"end": "yesterday"}}', "2023-11-14T22:13:20+00:00"),
+    (None, "2023-11-14T22:13:20+00:00"),
+])
+def test_taken_at(tmp_path: Path, metadata: str | None, expected: str) -> None:
+    root = make(tmp_path, "cluster.json", "pcaps/shop/web-1.pcap")
+    if metadata is not None:
+        (root / "capture.json").write_text(metadata)
+    os.utime(root / "cluster.json", (1_700_000_000, 1_700_000_000))
+    assert taken_at(read_capture_dir(root)).isoformat() == expected

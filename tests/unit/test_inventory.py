@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from kubectl_netgen.errors import InputError
-from kubectl_netgen.inventory import KINDS, VOLATILE_LABELS, load_inventory, read_snapshot
+from kubectl_netgen.inventory import KINDS, VOLATILE_LABELS, load_inventory, merge_snapshots, read_snapshot
 from kubectl_netgen.model import (
     ContainerPort,
     EndpointPort,
@@ -302,6 +302,64 @@ def test_read_snapshot_errors(tmp_path: Path, content: str | None, expected: str
         read_snapshot(str(path), print)
     assert info.value.message.startswith(f"{path}: {expected}")
     assert "kubectl netgen snapshot" in info.value.message and "\n" not in info.value.message
+
+
+# ----------------------------------------------------------------------------- several snapshots as one
+
+def _list(*items: Obj) -> Obj:
+    return {"apiVersion": "v1", "kind": "List", "items": list(items)}
+
+
+def test_merge_keeps_every_object_and_the_newest_copy_of_each() -> None:
+    old_web = _pod("shop", "web-1", {"app": "web"}, "10.244.1.10")
+    gone = _pod("shop", "web-0", {"app": "web"}, "10.244.1.9")
+    new_web = _pod("shop", "web-1", {"app": "web", "tier": "front"}, "10.244.1.10")
+    added = _pod("shop", "web-2", {"app": "web"}, "10.244.1.11")
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-a"}, "spec": {"podCIDR": "10.244.1.0/24"}}
+    merged = merge_snapshots([_list(old_web, gone, node), _list(added, new_web)])
+    assert merged["kind"] == "List"
+    assert [(i["kind"], i["metadata"]["name"]) for i in merged["items"]] == [
+        ("Pod", "web-0"), ("Pod", "web-1"), ("Pod", "web-2"), ("Node", "node-a")]  # kinds in snapshot order
+    assert merged["items"][1] is new_web
+    inventory = load_inventory(merged, print)
+    assert sorted(p.name for p in inventory.pods) == ["web-0", "web-1", "web-2"]
+
+
+def test_merge_passes_odd_items_on_for_the_loader_to_report() -> None:
+    warnings: list[str] = []
+    inventory = load_inventory(merge_snapshots([_list("junk", _pod("shop", "a", {"app": "a"}, "10.244.1.5"))]),
+                               warnings.append)
+    assert [p.name for p in inventory.pods] == ["a"]
+    assert warnings == ["snapshot item #1 is not an object; skipped"]
+
+
+def test_a_reused_address_belongs_to_the_pod_created_last() -> None:
+    def created(item: Obj, stamp: str) -> Obj:
+        item["metadata"]["creationTimestamp"] = stamp
+        return item
+
+    older = created(_pod("shop", "zz-old", {"app": "old"}, "10.244.1.10"), "2026-12-01T09:00:00Z")
+    newer = created(_pod("shop", "aa-new", {"app": "new"}, "10.244.1.10"), "2026-12-02T09:00:00Z")
+    finished = created(_pod("shop", "mm-done", {"app": "done"}, "10.244.1.10"), "2026-12-03T09:00:00Z")
+    finished["status"]["phase"] = "Succeeded"
+    for items in ((older, newer, finished), (finished, newer, older)):
+        inventory = load_inventory(_list(*items), print)
+        assert inventory.pods_by_ip[ip_address("10.244.1.10")].name == "aa-new"  # Running first, then newest
+        assert inventory.pods_by_name[("shop", "aa-new")].created == "2026-12-02T09:00:00Z"
+
+
+def test_read_clusters_merges_oldest_first(tmp_path: Path) -> None:
+    from kubectl_netgen.app.cluster import read_clusters
+
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    old.write_text(json.dumps(_list(_pod("shop", "web-1", {"app": "web"}, "10.244.1.10"))))
+    new.write_text(json.dumps(_list(_pod("shop", "web-1", {"app": "web", "v": "2"}, "10.244.1.10"))))
+    assert read_clusters([str(old), str(new)], print).pods_by_name[("shop", "web-1")].labels == (
+        ("app", "web"), ("v", "2"))
+    assert read_clusters([str(new), str(old)], print).pods_by_name[("shop", "web-1")].labels == (("app", "web"),)
+    with pytest.raises(InputError, match="not JSON"):
+        (tmp_path / "bad.json").write_text("{")
+        read_clusters([str(old), str(tmp_path / "bad.json")], print)
 
 
 def test_read_cluster_warns_about_kinds_that_matter(tmp_path: Path) -> None:

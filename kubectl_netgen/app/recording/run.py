@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from kubectl_netgen import __version__, capturedir
+from kubectl_netgen import __version__, capturedir, inventory
 from kubectl_netgen.app.captures import Warn
 from kubectl_netgen.app.recording.model import (
     CaptureProgress,
@@ -137,7 +137,7 @@ def capture(request: CaptureRequest, progress: CaptureProgress, warn: Warn) -> C
         except KeyboardInterrupt:
             end_snapshot, interrupted = start_snapshot, True
         capturedir.write_private(directory / capturedir.CLUSTER_FILE,
-                                 (json.dumps(kube.merge_snapshots(start_snapshot, end_snapshot), indent=2,
+                                 (json.dumps(inventory.merge_snapshots([start_snapshot, end_snapshot]), indent=2,
                                              sort_keys=True) + "\n").encode())
         outcomes = [r.outcome for r in runners]
         result = CaptureResult(directory, outcomes, interrupted, started, ended)
