@@ -490,7 +490,7 @@ def _slice(item: Obj) -> tuple[tuple[str, str] | None, list[Endpoints]]:
 
 
 def _node(item: Obj) -> Node:
-    _, name, _ = _meta(item)
+    _, name, meta = _meta(item)
     spec = _mapping(item.get("spec"), "spec")
     status = _mapping(item.get("status"), "status")
     addresses: list[IPAddress] = []
@@ -510,7 +510,45 @@ def _node(item: Obj) -> Node:
             pod_cidrs.append(str(ip_network(cidr, strict=False)))
         except ValueError:
             raise _MalformedError(f"podCIDR {cidr!r} is not a network") from None
-    return Node(name, tuple(addresses), tuple(pod_cidrs))
+    annotations = meta.get("annotations")
+    return Node(name, tuple(addresses), tuple(pod_cidrs),
+                _tunnel_addresses(annotations if isinstance(annotations, Mapping) else {}))
+
+
+TUNNEL_ANNOTATIONS: tuple[str, ...] = (
+    "projectcalico.org/IPv4IPIPTunnelAddr",          # Calico: the tunl0 device (IP-in-IP)
+    "projectcalico.org/IPv4VXLANTunnelAddr",         # Calico: vxlan.calico
+    "projectcalico.org/IPv6VXLANTunnelAddr",         # Calico: vxlan-v6.calico
+    "projectcalico.org/IPv4WireguardInterfaceAddr",  # Calico: wireguard.cali
+    "projectcalico.org/IPv6WireguardInterfaceAddr",
+    "network.cilium.io/ipv4-cilium-host",            # Cilium: the cilium_host router address
+    "network.cilium.io/ipv6-cilium-host",
+    "io.cilium.network.ipv4-cilium-host",            # Cilium: the same, older spelling
+    "io.cilium.network.ipv6-cilium-host",
+)
+"""Node annotations in which a CNI announces the node's own address inside the pod network: traffic the node
+sends to its pods (probes, hairpin, tunnelled node traffic) comes from it. Calico takes these from its IP pools,
+outside ``spec.podCIDR``, so only the annotation tells. Flannel's device is the podCIDR's network address,
+which :meth:`~kubectl_netgen.model.Node.gateways` covers."""
+
+
+def _tunnel_addresses(annotations: Mapping[str, Any]) -> tuple[IPAddress, ...]:
+    """The addresses in :data:`TUNNEL_ANNOTATIONS` (``IP`` or ``IP/len``).
+
+    A value that is not an address is ignored: it is the CNI's business, not a reason to drop the node.
+    """
+    found: list[IPAddress] = []
+    for key in TUNNEL_ANNOTATIONS:
+        value = annotations.get(key)
+        try:
+            ip = ip_address(value.partition("/")[0].strip()) if isinstance(value, str) else None
+        except ValueError:
+            continue
+        if ip is None:
+            continue
+        if ip not in found:
+            found.append(ip)
+    return tuple(found)
 
 
 def _namespace(item: Obj) -> Namespace:

@@ -242,6 +242,24 @@ def test_node_gateway_addresses_are_the_node(tmp_path: Path) -> None:
     assert bridge["verdict"] == "allowed" and "from its own node" in bridge["reason"]
 
 
+def test_tunnel_addresses_the_cni_announces_are_the_node(tmp_path: Path) -> None:
+    """Calico's tunnel address comes from its IP pool, outside node-b's podCIDR; Cilium's cilium_host is node-a's."""
+    items = base_cluster()
+    for item in items:
+        if item["kind"] == "Node" and item["metadata"]["name"] == "node-b":
+            item["metadata"]["annotations"] = {"projectcalico.org/IPv4VXLANTunnelAddr": "10.244.130.193"}
+        if item["kind"] == "Node" and item["metadata"]["name"] == "node-a":
+            item["metadata"]["annotations"] = {"network.cilium.io/ipv4-cilium-host": "10.244.1.77"}
+    root = capture_dir(tmp_path, items, {WEB: [tcp("10.244.130.193", WEB4, 8080),
+                                               tcp("10.244.1.77", WEB4, 9090, 40001)]})
+    out = Outcome(root)
+    assert _warnings(out.result.stderr) == []
+    web = _policy(out, "web-netgen")
+    assert _peers(web, "ingress", "TCP", 8080) == [{"ipBlock": {"cidr": "10.244.130.193/32"}}]
+    assert "cidr: 10.244.130.193/32  # node node-b" in out.result.stdout
+    assert _peers(web, "ingress", "TCP", 9090) == []  # web's own node: allowed without a rule
+
+
 def test_hairpin_through_the_own_service_admits_the_workload(tmp_path: Path) -> None:
     """web calls its own Service and kube-proxy picks web itself; the reply comes back from the gateway."""
     items = [*base_cluster(), service("shop", "web", [API_SVC], [{"name": "http", "port": 80, "targetPort": 8080}],

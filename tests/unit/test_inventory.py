@@ -304,6 +304,24 @@ def test_read_snapshot_errors(tmp_path: Path, content: str | None, expected: str
     assert "kubectl netgen snapshot" in info.value.message and "\n" not in info.value.message
 
 
+def test_tunnel_addresses_from_cni_annotations() -> None:
+    annotations = {"projectcalico.org/IPv4IPIPTunnelAddr": "192.168.77.128",
+                   "projectcalico.org/IPv4VXLANTunnelAddr": "192.168.77.129/32",
+                   "io.cilium.network.ipv4-cilium-host": "10.244.1.77",
+                   "network.cilium.io/ipv4-cilium-host": "10.244.1.77",
+                   "network.cilium.io/ipv6-cilium-host": "not an address",
+                   "projectcalico.org/IPv4Address": "10.0.0.5/24"}
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-a", "annotations": annotations},
+            "spec": {"podCIDR": "10.244.1.0/24"},
+            "status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.5"}]}}
+    inventory = load_inventory({"kind": "List", "items": [node]}, print)
+    [found] = inventory.nodes
+    assert found.tunnel_addresses == (ip_address("192.168.77.128"), ip_address("192.168.77.129"),
+                                      ip_address("10.244.1.77"))
+    assert all(inventory.nodes_by_gateway[ip] is found for ip in found.tunnel_addresses)
+    assert ip_address("10.0.0.5") not in inventory.nodes_by_gateway  # the host address is a node address
+
+
 # ----------------------------------------------------------------------------- several snapshots as one
 
 def _list(*items: Obj) -> Obj:
