@@ -74,8 +74,24 @@ PRIVATE_DIR = 0o700
 
 
 def make_private_dirs(path: Path) -> None:
-    """Create ``path`` and missing parents, owner-only."""
-    path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    """Create ``path`` and each missing parent, owner-only.
+
+    ``mkdir(parents=True)`` gives the parents it makes the default mode: the directories made for a
+    capture would be world-readable.
+    """
+    missing = []
+    for directory in (path, *path.parents):
+        if directory.is_dir():
+            break
+        missing.append(directory)
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=PRIVATE_DIR)
+        except FileExistsError:
+            if not directory.is_dir():
+                raise
+        else:
+            os.chmod(directory, PRIVATE_DIR)  # mkdir's mode is masked by the umask, never widened: be exact
 
 
 def open_private(path: Path, mode: str = "wb") -> BinaryIO:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,20 @@ def test_taken_at(tmp_path: Path, metadata: str | None, expected: str) -> None:
         (root / "capture.json").write_text(metadata)
     os.utime(root / "cluster.json", (1_700_000_000, 1_700_000_000))
     assert taken_at(read_capture_dir(root)).isoformat() == expected
+
+
+def test_private_dirs_are_owner_only_all_the_way_down(tmp_path: Path) -> None:
+    from kubectl_netgen.capturedir import make_private_dirs, write_private
+
+    old = os.umask(0o022)
+    try:
+        write_private(tmp_path / "runs" / "night-1" / "pcaps" / "shop" / "web-1.pcap", b"x")
+    finally:
+        os.umask(old)
+    for directory in ("runs", "runs/night-1", "runs/night-1/pcaps", "runs/night-1/pcaps/shop"):
+        assert stat.S_IMODE((tmp_path / directory).stat().st_mode) == 0o700, directory
+    assert stat.S_IMODE((tmp_path / "runs/night-1/pcaps/shop/web-1.pcap").stat().st_mode) == 0o600
+    os.chmod(tmp_path / "runs", 0o755)  # an existing directory is the user's: left as it is
+    make_private_dirs(tmp_path / "runs" / "night-2")
+    assert stat.S_IMODE((tmp_path / "runs").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "runs" / "night-2").stat().st_mode) == 0o700
