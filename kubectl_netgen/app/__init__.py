@@ -32,6 +32,7 @@ from kubectl_netgen.app.recording import (
     PodProgress,
     PodState,
     capture,
+    rbac_manifests,
 )
 from kubectl_netgen.app.sources import ReverseDns
 from kubectl_netgen.app.verify import Exposure, Judged, VerifyResult, read_policies, verify
@@ -71,6 +72,7 @@ __all__ = [
     "generate",
     "live_inventory",
     "neighbors",
+    "rbac_manifests",
     "read_captures",
     "read_cluster",
     "read_contracts",

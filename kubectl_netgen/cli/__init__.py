@@ -22,7 +22,7 @@ from kubectl_netgen.cli.base import PROG_NAME, Environment, app
 from kubectl_netgen.errors import ExitStatus, NetgenError
 
 # Importing the command modules registers their commands, in the order --help lists them.
-from kubectl_netgen.cli import baseline, capture, contracts, decoding, policies, verify  # noqa: F401  isort: skip
+from kubectl_netgen.cli import baseline, capture, contracts, decoding, policies, rbac, verify  # noqa: F401  isort: skip
 
 __all__ = ["Environment", "app", "main", "raw_main"]
 

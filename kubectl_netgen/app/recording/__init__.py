@@ -19,10 +19,11 @@ from kubectl_netgen.app.recording.model import (
     PodRef,
     PodState,
 )
+from kubectl_netgen.app.recording.permissions import check_access, rbac_manifests
 from kubectl_netgen.app.recording.run import capture, default_directory
 from kubectl_netgen.app.recording.selection import choose_pods
 
 __all__ = [
     "CaptureProgress", "CaptureRequest", "CaptureResult", "PodOutcome", "PodProgress", "PodRef", "PodState",
-    "capture", "choose_pods", "default_directory",
+    "capture", "check_access", "choose_pods", "default_directory", "rbac_manifests",
 ]
