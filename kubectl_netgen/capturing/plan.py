@@ -101,6 +101,21 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
+MAX_DURATION = 24 * 3600.0
+"""The longest ``--duration``: a capture is a sample, and its container holds the pod's resources meanwhile."""
+MAX_START_TIMEOUT = 3600.0
+"""The longest ``--start-timeout``."""
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds as kubectl writes durations: ``24h``, ``1h30m``, ``90s`` -> ``1m30s``."""
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = "".join(f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if n)
+    return text or f"{seconds:g}s"
+
+
 NICENESS = 19
 """tcpdump and the encoding loop run at the lowest CPU priority, so the pod's own processes come first.
 

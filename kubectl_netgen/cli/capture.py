@@ -26,6 +26,26 @@ class CaptureProfile(str, enum.Enum):
     BASELINE = "baseline"
 
 
+def _duration_option(text: str, option: str, limit: float) -> float:
+    """A duration option's seconds; a bad or too long value is a usage error (exit 2).
+
+    Raises:
+        click.BadParameter: Not a positive duration, or longer than ``limit`` seconds.
+    """
+    from kubectl_netgen.capturing import plan
+    from kubectl_netgen.errors import InputError
+
+    try:
+        seconds = plan.parse_duration(text)
+    except InputError as e:
+        raise click.BadParameter(e.message, param_hint=option) from None
+    if seconds > limit:
+        raise click.BadParameter(f"{text!r} is longer than {plan.format_duration(limit)}, the longest a capture "
+                                 "may run; capture in several runs (generate reads several directories)",
+                                 param_hint=option)
+    return seconds
+
+
 @app.command()
 def capture(
     ctx: typer.Context,
@@ -82,13 +102,14 @@ def capture(
     from kubectl_netgen.capturing import plan
 
     env = _env(ctx)
-    seconds = plan.parse_duration(duration)
+    seconds = _duration_option(duration, "--duration", plan.MAX_DURATION)
+    start_seconds = _duration_option(start_timeout, "--start-timeout", plan.MAX_START_TIMEOUT)
     settings = plan.Settings(duration=max(1, round(seconds)), image=image or plan.DEFAULT_IMAGE,
                              user_filter=bpf_filter, full=full, profile=plan.Profile(profile.value))
     request = usecases.CaptureRequest(
         targets=tuple(targets or ()), settings=settings, namespace=namespace, all_namespaces=all_namespaces,
         selector=selector, output=Path(output) if output else None, max_pods=max_pods, parallel=parallel,
-        start_timeout=plan.parse_duration(start_timeout), live=usecases.LiveCluster(kubeconfig, context))
+        start_timeout=start_seconds, live=usecases.LiveCluster(kubeconfig, context))
     isatty = getattr(env.stderr, "isatty", None)
     with render.CaptureDisplay(env.stderr, live=bool(isatty and isatty())) as display:
         result = usecases.capture(request, display, env.warn)
