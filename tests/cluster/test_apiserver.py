@@ -110,7 +110,8 @@ def test_discovery_documents(server: ApiServer) -> None:
     assert raw(server, "GET", "/version")[1]["gitVersion"] == "v1.37.0"
     assert raw(server, "GET", "/api")[1]["versions"] == ["v1"]
     groups = {g["name"] for g in raw(server, "GET", "/apis")[1]["groups"]}
-    assert groups == {"apps", "batch", "networking.k8s.io", "discovery.k8s.io"}
+    assert groups == {"apps", "batch", "networking.k8s.io", "discovery.k8s.io", "rbac.authorization.k8s.io",
+                      "authorization.k8s.io"}
     core_names = {r["name"] for r in raw(server, "GET", "/api/v1")[1]["resources"]}
     assert {"pods", "pods/log", "pods/ephemeralcontainers", "namespaces", "nodes", "services"} <= core_names
     apps = raw(server, "GET", "/apis/apps/v1")[1]

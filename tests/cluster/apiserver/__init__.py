@@ -15,7 +15,11 @@ covers what kubectl-netgen and its tests use:
   whose reports become ``status.ephemeralContainerStatuses`` (each a MODIFIED event) and the log;
 * ``pods/log`` with ``container``, ``follow``, ``limitBytes``, ``sinceSeconds``, ``tailLines`` and
   ``timestamps``, and kubelet-like log rotation (see :class:`ContainerLog`);
-* errors as ``Status`` objects with upstream messages: 401, 403 (:meth:`ApiServer.deny`), 404, 409, 422.
+* users by bearer token (:meth:`ApiServer.add_user`; the admin token is in ``system:masters``, bound to
+  ``cluster-admin``) and RBAC from stored Roles, ClusterRoles and bindings (``rbac.authorization.k8s.io/v1``),
+  with SelfSubjectAccessReview and SelfSubjectRulesReview answered from it (see :mod:`.rbac`);
+  :meth:`ApiServer.deny` forbids on top of RBAC, for tests;
+* errors as ``Status`` objects with upstream messages: 401, 403, 404, 409, 422.
 
 It serves HTTPS with a throwaway self-signed certificate (the kubeconfig carries it as
 ``certificate-authority-data``) because kubectl will not send a bearer token over plain http;
@@ -36,10 +40,13 @@ admission, patches -> errors -> resources``):
 * :mod:`.selectors` — label and field selectors;
 * :mod:`.patches` — merge, strategic-merge and JSON patches;
 * :mod:`.admission` — ephemeral-container validation and PodSecurity "restricted";
+* :mod:`.rbac` — users, RBAC rule matching, the Forbidden answer and access reviews;
+* :mod:`.protobuf` — the protobuf access-review bodies ``kubectl auth can-i`` sends;
 * :mod:`.store` — the object store, resourceVersions, watch events and the generic REST verbs;
 * :mod:`.logs` — container logs, rotation and ``pods/log`` options;
-* :mod:`.handler` — HTTP routing, auth, discovery documents and streaming;
-* :mod:`.server` — :class:`ApiServer`: lifecycle, TLS, kubeconfig, RBAC, pods and their ephemeral containers.
+* :mod:`.handler` — HTTP routing, auth, discovery documents (and the sliver of OpenAPI v3 that lets
+  ``kubectl apply`` leave validation to the server) and streaming;
+* :mod:`.server` — :class:`ApiServer`: lifecycle, TLS, kubeconfig, users, pods and their ephemeral containers.
 """
 
 from __future__ import annotations

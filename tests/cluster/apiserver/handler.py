@@ -15,13 +15,21 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.cluster.apiserver import protobuf
 from tests.cluster.apiserver.errors import ApiError, bad_request
 from tests.cluster.apiserver.formats import parse_bool
 from tests.cluster.apiserver.patches import PATCHERS
-from tests.cluster.apiserver.resources import GROUPS, RESOURCES, SERVER_VERSION, VERBS, Obj, resource_at
+from tests.cluster.apiserver.resources import GROUPS, RESOURCES, REVIEWS, SERVER_VERSION, VERBS, Obj, resource_at
 
 if TYPE_CHECKING:
+    from tests.cluster.apiserver.rbac import User
     from tests.cluster.apiserver.server import ApiServer
+
+
+def _is_discovery(parts: list[str]) -> bool:
+    return (parts in (["api"], ["apis"], ["api", "v1"]) or parts[:2] == ["openapi", "v3"]
+            or (len(parts) == 2 and parts[0] == "apis" and any(g == parts[1] for g, _ in GROUPS))
+            or (len(parts) == 3 and parts[0] == "apis" and (parts[1], parts[2]) in GROUPS))
 
 def _discovery_list(group: str, version: str) -> Obj:
     resources: list[Obj] = []
@@ -29,7 +37,7 @@ def _discovery_list(group: str, version: str) -> Obj:
         if (r.group, r.version) != (group, version):
             continue
         entry: Obj = {"name": r.plural, "singularName": r.kind.lower(), "namespaced": r.namespaced,
-                      "kind": r.kind, "verbs": list(VERBS)}
+                      "kind": r.kind, "verbs": list(r.verbs or VERBS)}
         if r.short_names:
             entry["shortNames"] = list(r.short_names)
         resources.append(entry)
@@ -38,6 +46,35 @@ def _discovery_list(group: str, version: str) -> Obj:
                               "kind": r.kind, "verbs": list(verbs)})
     return {"kind": "APIResourceList", "apiVersion": "v1",
             "groupVersion": f"{group}/{version}" if group else version, "resources": resources}
+
+
+def _openapi_path(group: str, version: str) -> str:
+    return f"api/{version}" if not group else f"apis/{group}/{version}"
+
+
+def _openapi_root() -> Obj:
+    """``/openapi/v3``: where each group-version's document is."""
+    versions = [("", "v1"), *GROUPS]
+    return {"paths": {_openapi_path(g, v): {"serverRelativeURL": f"/openapi/v3/{_openapi_path(g, v)}?hash=0"}
+                      for g, v in versions}}
+
+
+def _openapi_document(group: str, version: str) -> Obj:
+    """A group-version's OpenAPI v3 document, just enough for kubectl: each object path's PATCH names its kind
+    and takes ``fieldValidation``, so ``kubectl apply``'s default ``--validate=strict`` leaves validation to
+    the server instead of asking for the (unserved) OpenAPI v2 schema."""
+    paths: Obj = {}
+    for r in RESOURCES:
+        if (r.group, r.version) != (group, version) or r.verbs:
+            continue
+        prefix = "/" + _openapi_path(group, version)
+        scope = "/namespaces/{namespace}" if r.namespaced else ""
+        paths[f"{prefix}{scope}/{r.plural}/{{name}}"] = {"patch": {
+            "x-kubernetes-group-version-kind": {"group": group, "version": version, "kind": r.kind},
+            "parameters": [{"name": "fieldValidation", "in": "query", "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "OK"}}}}
+    return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": SERVER_VERSION["gitVersion"]},
+            "paths": paths}
 
 
 def handler_for(server: ApiServer) -> type[BaseHTTPRequestHandler]:
@@ -119,9 +156,10 @@ class _Handler(BaseHTTPRequestHandler):
         if parts in (["version"], ["healthz"], ["livez"], ["readyz"]):
             self._send_json(200, SERVER_VERSION) if parts == ["version"] else self._send_text(b"ok")
             return
-        if self.headers.get("Authorization", "") != f"Bearer {self.api.token}":
-            raise ApiError(401, "Unauthorized", "Unauthorized")
-        if method == "GET" and self._discovery(parts):
+        user = self.api.authenticate(self.headers.get("Authorization", ""))
+        if method == "GET" and _is_discovery(parts):
+            self.api.check_path(user, url.path)
+            self._discovery(parts)
             return
         if parts[:2] == ["api", "v1"]:
             group, version, rest = "", "v1", parts[2:]
@@ -129,7 +167,14 @@ class _Handler(BaseHTTPRequestHandler):
             group, version, rest = parts[1], parts[2], parts[3:]
         else:
             raise _no_route()
-        self._rest(method, group, version, rest, query, raw)
+        self._rest(user, method, group, version, rest, query, raw)
+
+    def _typed_body(self, raw: bytes, kind: str) -> Any:
+        """A body in JSON, or in protobuf as kubectl sends typed objects (access reviews only)."""
+        content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+        if content_type == protobuf.CONTENT_TYPE:
+            return protobuf.decode_review(raw, kind)
+        return _json(raw)
 
     def _send_text(self, data: bytes, code: int = 200) -> None:
         self.send_response(code)
@@ -158,11 +203,16 @@ class _Handler(BaseHTTPRequestHandler):
                                   "preferredVersion": {"groupVersion": f"{parts[1]}/{version}", "version": version}})
         elif len(parts) == 3 and parts[0] == "apis" and (parts[1], parts[2]) in GROUPS:
             self._send_json(200, _discovery_list(parts[1], parts[2]))
+        elif parts == ["openapi", "v3"]:
+            self._send_json(200, _openapi_root())
+        elif parts[:2] == ["openapi", "v3"] and parts[2:] in (["api", "v1"], *(["apis", g, v] for g, v in GROUPS)):
+            group, version = ("", "v1") if parts[2] == "api" else (parts[3], parts[4])
+            self._send_json(200, _openapi_document(group, version))
         else:
             return False
         return True
 
-    def _rest(self, method: str, group: str, version: str, rest: list[str], query: dict[str, str],
+    def _rest(self, user: User, method: str, group: str, version: str, rest: list[str], query: dict[str, str],
               raw: bytes) -> None:
         namespace: str | None = None
         if len(rest) >= 3 and rest[0] == "namespaces":
@@ -182,7 +232,7 @@ class _Handler(BaseHTTPRequestHandler):
         watching = parse_bool(query.get("watch", ""))
         verb = {"GET": "watch" if watching else ("get" if name else "list"), "POST": "create", "PUT": "update",
                 "PATCH": "patch", "DELETE": "delete"}[method]
-        api._check_access(verb, res, sub, namespace, name)
+        api._check_access(user, verb, res, sub, namespace, name)
         dry_run = _dry_run(query) if method in ("POST", "PUT", "PATCH", "DELETE") else False
         if name is None:
             if method == "GET" and watching:
@@ -190,6 +240,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._stream("application/json", (json.dumps(e).encode() + b"\n" for e in events))
             elif method == "GET":
                 self._send_json(200, api.rest_list(res, namespace, query))
+            elif method == "POST" and res.plural in REVIEWS:
+                self._send_json(201, api.review(user, res, self._typed_body(raw, res.kind)))
             elif method == "POST":
                 self._send_json(201, api.rest_create(res, namespace, _json(raw), dry_run=dry_run))
             else:

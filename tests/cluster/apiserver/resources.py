@@ -28,6 +28,8 @@ class Resource:
     namespaced: bool
     short_names: tuple[str, ...] = ()
     subresources: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    verbs: tuple[str, ...] = ()
+    """The verbs discovery lists (empty: :data:`VERBS`)."""
 
     @property
     def api_version(self) -> str:
@@ -56,7 +58,17 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("batch", "v1", "jobs", "Job", True),
     Resource("batch", "v1", "cronjobs", "CronJob", True, ("cj",)),
     Resource("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", True, ("netpol",)),
+    Resource("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
+    Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
+    Resource("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
+    Resource("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False),
+    Resource("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", False,
+             verbs=("create",)),
+    Resource("authorization.k8s.io", "v1", "selfsubjectrulesreviews", "SelfSubjectRulesReview", False,
+             verbs=("create",)),
 )
+REVIEWS = ("selfsubjectaccessreviews", "selfsubjectrulesreviews")
+"""Resources that are answered, never stored (create only)."""
 GROUPS: tuple[tuple[str, str], ...] = tuple(dict.fromkeys((r.group, r.version) for r in RESOURCES if r.group))
 
 

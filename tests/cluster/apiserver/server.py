@@ -13,6 +13,7 @@ import json
 import ssl
 import tempfile
 import threading
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
@@ -25,10 +26,28 @@ from tests.cluster.apiserver.admission import (
     restricted_violations,
     validate_ephemeral_containers,
 )
-from tests.cluster.apiserver.errors import ApiError, bad_request, conflict, invalid, not_found, status_details
+from tests.cluster.apiserver.errors import (
+    ApiError,
+    Cause,
+    bad_request,
+    conflict,
+    invalid,
+    not_found,
+    status_details,
+)
 from tests.cluster.apiserver.formats import rfc3339
 from tests.cluster.apiserver.handler import handler_for
 from tests.cluster.apiserver.logs import PodLogs
+from tests.cluster.apiserver.rbac import (
+    AUTHENTICATED,
+    MASTERS,
+    Attributes,
+    Authorizer,
+    Decision,
+    User,
+    cluster_admin_objects,
+    forbidden,
+)
 from tests.cluster.apiserver.resources import Obj, Resource, find_resource
 from tests.cluster.runtime import ContainerRuntime, ProcessRuntime
 
@@ -118,6 +137,10 @@ class ApiServer(PodLogs):
         self.runtime: ContainerRuntime = runtime if runtime is not None else ProcessRuntime()
         super().__init__(log_max_bytes)
         self._denials: list[_Denial] = []
+        self._users: dict[str, User] = {token: User(user, (MASTERS, AUTHENTICATED))}
+        self.authorizer = Authorizer(self.objects)
+        """RBAC from the stored Roles, ClusterRoles and bindings (``cluster-admin`` for the admin token)."""
+        self.load({"kind": "List", "items": cluster_admin_objects()})
         self.unserved: set[str] = set()
         """Subresources answered 404 as by a server that lacks them (e.g. ``ephemeralcontainers`` before 1.23)."""
         if seed is not None:
@@ -176,8 +199,12 @@ class ApiServer(PodLogs):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def write_kubeconfig(self, path: str | Path, context: str = "netgen-test", namespace: str | None = None) -> Path:
-        """Write a kubeconfig (JSON, which kubeconfig loaders accept as YAML) pointing at this server."""
+    def write_kubeconfig(self, path: str | Path, context: str = "netgen-test", namespace: str | None = None,
+                         token: str | None = None) -> Path:
+        """Write a kubeconfig (JSON, which kubeconfig loaders accept as YAML) pointing at this server.
+
+        ``token`` (from :meth:`add_user`) makes it another user's; the default is the admin's.
+        """
         ctx: Obj = {"cluster": context, "user": context}
         if namespace:
             ctx["namespace"] = namespace
@@ -187,7 +214,7 @@ class ApiServer(PodLogs):
         config = {
             "apiVersion": "v1", "kind": "Config", "preferences": {}, "current-context": context,
             "clusters": [{"name": context, "cluster": cluster}],
-            "users": [{"name": context, "user": {"token": self.token}}],
+            "users": [{"name": context, "user": {"token": self.token if token is None else token}}],
             "contexts": [{"name": context, "context": ctx}],
         }
         target = Path(path)
@@ -195,30 +222,96 @@ class ApiServer(PodLogs):
         target.chmod(0o600)
         return target
 
-    # -- RBAC
+    # -- users and RBAC
+
+    def add_user(self, name: str, token: str | None = None, groups: tuple[str, ...] = ()) -> str:
+        """Accept a bearer token as user ``name`` (also in ``system:authenticated`` and ``groups``); return it.
+
+        The user can do only what RBAC objects bound to it (or its groups) allow: store Roles and bindings
+        with :meth:`put_object` or ``kubectl apply``.
+        """
+        token = token or f"netgen-{name.replace(':', '-')}-{uuid.uuid4().hex[:12]}"
+        with self._cond:
+            self._users[token] = User(name, (*groups, AUTHENTICATED))
+        return token
+
+    def authenticate(self, authorization: str) -> User:
+        """The user of an ``Authorization: Bearer <token>`` header; 401 for anything else."""
+        scheme, _, token = authorization.partition(" ")
+        with self._cond:
+            found = self._users.get(token.strip()) if scheme.lower() == "bearer" else None
+        if found is None:
+            raise ApiError(401, "Unauthorized", "Unauthorized")
+        return found
 
     def deny(self, verb: str, resource: str, subresource: str | None = None, namespace: str | None = None) -> None:
-        """Forbid ``verb`` ("*" for all) on ``resource`` (plural) [/``subresource``] [in ``namespace``]."""
+        """Forbid ``verb`` ("*" for all) on ``resource`` (plural) [/``subresource``] [in ``namespace``] to every
+        user, whatever RBAC says (a test hook; real RBAC only adds permissions)."""
         with self._cond:
             self._denials.append(_Denial(verb, resource, subresource, namespace))
 
     def allow_all(self) -> None:
-        """Drop every :meth:`deny` rule."""
+        """Drop every :meth:`deny` rule (RBAC still applies)."""
         with self._cond:
             self._denials.clear()
 
-    def _check_access(self, verb: str, res: Resource, sub: str | None, namespace: str | None, name: str | None) -> None:
+    def decide(self, attrs: Attributes) -> Decision:
+        """What the server would answer ``attrs``: the :meth:`deny` hooks first, then RBAC."""
         with self._cond:
-            denied = any(d.verb in (verb, "*") and d.resource == res.plural and d.subresource == sub
-                         and d.namespace in (None, namespace) for d in self._denials)
-        if not denied:
-            return
-        target = f'{res.qualified} "{name}"' if name else res.qualified
-        full = f"{res.plural}/{sub}" if sub else res.plural
-        scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
-        message = (f'{target} is forbidden: User "{self.user}" cannot {verb} resource "{full}" in API group '
-                   f'"{res.group}" {scope}')
-        raise ApiError(403, "Forbidden", message, status_details(res, name))
+            denied = attrs.is_resource and any(
+                d.verb in (attrs.verb, "*") and d.resource == attrs.resource
+                and (d.subresource or "") == attrs.subresource and d.namespace in (None, attrs.namespace or None)
+                for d in self._denials)
+        if denied:
+            return Decision(False, "")
+        return self.authorizer.decide(attrs)
+
+    def _check_access(self, user: User, verb: str, res: Resource, sub: str | None, namespace: str | None,
+                      name: str | None) -> None:
+        attrs = Attributes(user, verb, res.group, res.plural, sub or "", namespace or "", name or "")
+        decision = self.decide(attrs)
+        if not decision.allowed:
+            raise forbidden(attrs, res.qualified, decision.reason)
+
+    def check_path(self, user: User, path: str) -> None:
+        """Authorize a non-resource request (discovery) as ``get`` on its path."""
+        attrs = Attributes(user, "get", path=path)
+        decision = self.decide(attrs)
+        if not decision.allowed:
+            raise forbidden(attrs, "", decision.reason)
+
+    def review(self, user: User, res: Resource, body: Obj) -> Obj:
+        """Answer a SelfSubjectAccessReview or SelfSubjectRulesReview from RBAC (nothing is stored)."""
+        if not isinstance(body, dict):
+            raise bad_request("the body of the request was in an unknown format")
+        spec = body.get("spec") or {}
+        answer: Obj = {"kind": res.kind, "apiVersion": res.api_version, "metadata": {"creationTimestamp": None},
+                       "spec": spec}
+        if res.plural == "selfsubjectrulesreviews":
+            namespace = str(spec.get("namespace") or "")
+            rules, non_resource, incomplete, error = self.authorizer.rules(user, namespace)
+            status: Obj = {"resourceRules": rules, "nonResourceRules": non_resource, "incomplete": incomplete}
+            if error:
+                status["evaluationError"] = error
+            answer["status"] = status
+            return answer
+        resource, non_resource_attrs = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
+        if isinstance(resource, dict):
+            attrs = Attributes(user, str(resource.get("verb") or ""), str(resource.get("group") or ""),
+                               str(resource.get("resource") or ""), str(resource.get("subresource") or ""),
+                               str(resource.get("namespace") or ""), str(resource.get("name") or ""))
+        elif isinstance(non_resource_attrs, dict):
+            attrs = Attributes(user, str(non_resource_attrs.get("verb") or ""),
+                               path=str(non_resource_attrs.get("path") or ""))
+        else:
+            raise invalid(res.kind, "", [Cause("FieldValueRequired", "spec.resourceAttributes",
+                                               "Required value: exactly one of nonResourceAttributes or "
+                                               "resourceAttributes must be specified")])
+        decision = self.decide(attrs)
+        answer["status"] = {"allowed": decision.allowed}
+        if decision.reason:
+            answer["status"]["reason"] = decision.reason
+        return answer
 
     # -- pods and their ephemeral containers
 
