@@ -47,9 +47,10 @@ class Fabric:
     """A running local cluster network: nodes, pods, Services, DNS, externals and their processes.
 
     Args:
-        iterations: Rounds each workload client loop makes (every ``interval`` seconds).
+        iterations: Rounds each workload client loop makes (every ``interval`` seconds); 0: until ``lifetime``
+            ends, so traffic keeps flowing for as long as the fabric runs.
         lifetime: Seconds every server and prober runs at most (teardown kills them earlier).
-        probe_iterations: How many probes (one a second) each node's prober sends.
+        probe_iterations: How many probes (one a second) each node's prober sends; 0: until ``lifetime`` ends.
         masquerade: SNAT pod traffic leaving the cluster (to the externals) to the node's IP, as most
             clusters do (ip-masq-agent, kind's kindnet). Pod-to-pod and pod-to-node traffic is never NATed.
         layout: Controllers and Services to build instead of :func:`default_layout`.

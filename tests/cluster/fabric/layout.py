@@ -176,11 +176,17 @@ def system_services() -> list[ServiceSpec]:
     ]
 
 
+def slow_rounds(iterations: int) -> int:
+    """A quarter of the rounds for the slower clients (2 s apart); 0 ("until the lifetime ends") stays 0."""
+    return 0 if iterations == 0 else max(1, iterations // 4)
+
+
 def default_layout(iterations: int) -> tuple[list[Controller], list[ServiceSpec]]:
     """The suggested cluster: shop (frontend, checkout, db, a smoke CronJob) and kube-system (DNS, exporter).
 
     Args:
-        iterations: How many rounds each client loop makes (one every half second).
+        iterations: How many rounds each client loop makes (one every half second); 0: until the lifetime
+            ends.
     """
     http = Port("http", 8080)
     controllers = [
@@ -203,7 +209,7 @@ def default_layout(iterations: int) -> tuple[list[Controller], list[ServiceSpec]
         Controller("CronJob", "shop", "smoke", {"app": "smoke"}, "registry.example/shop/smoke:1.0", (),
                    [("node-b", "10.244.2.12")],
                    {"clients": [{"kind": "http", "host": "frontend", "port": 80}],
-                    "iterations": max(1, iterations // 4), "interval": 2.0}),
+                    "iterations": slow_rounds(iterations), "interval": 2.0}),
         *system_controllers(),
     ]
     services = [

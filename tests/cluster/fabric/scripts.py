@@ -1,7 +1,8 @@
 """The programs that run inside the namespaces, as Python source passed to ``python3 -c``.
 
 * :data:`WORKLOAD`: one per pod, external host and node prober: servers on its ports until its lifetime
-  ends, and a bounded client loop calling names through glibc (so through the pod's ``resolv.conf``).
+  ends, and a bounded client loop calling names through glibc (so through the pod's ``resolv.conf``):
+  ``iterations`` rounds, or with ``iterations`` 0 one every ``interval`` until the lifetime ends.
 * :data:`DNS_SERVER`: the cluster DNS (dnspython), answering from the zone file the lab writes.
 
 They are strings, not modules, so each runs in a fresh interpreter inside ``ip netns exec`` with nothing
@@ -104,7 +105,9 @@ for t in threads:
 clients = cfg.get("clients", [])
 if clients:
     time.sleep(float(cfg.get("delay", 0.5)))
-    for i in range(int(cfg.get("iterations", 10))):
+    rounds, done = int(cfg.get("iterations", 10)), 0
+    while rounds == 0 or done < rounds:  # 0: until the lifetime ends (or teardown kills it)
+        done += 1
         if time.monotonic() >= deadline:
             break
         for target in clients:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.cluster.fabric.layout import Controller, Port, ServiceSpec, system_controllers, system_services
+from tests.cluster.fabric.layout import Controller, Port, ServiceSpec, slow_rounds, system_controllers, system_services
 
 INTERVAL = 1.0
 """Seconds between two rounds of a client loop: the example's captures stay small."""
@@ -48,7 +48,8 @@ def shop_layout(iterations: int) -> tuple[list[Controller], list[ServiceSpec]]:
     """The example's cluster: ``shop`` and ``payments`` (eleven workloads, eight Services) and kube-system.
 
     Args:
-        iterations: How many rounds each client loop makes (one every :data:`INTERVAL` seconds).
+        iterations: How many rounds each client loop makes (one every :data:`INTERVAL` seconds); 0: until
+            the lifetime ends.
     """
     http = Port("http", 8080)
     serve_http = ({"port": 8080, "kind": "http"},)
@@ -90,7 +91,7 @@ def shop_layout(iterations: int) -> tuple[list[Controller], list[ServiceSpec]]:
                    readiness_port="healthz"),
         Controller("CronJob", "shop", "smoke", {"app": "smoke"}, "registry.example/shop/smoke:1.0", (),
                    [("node-b", "10.244.2.12")],
-                   {"clients": [_http("frontend", 80)], "iterations": max(1, iterations // 4), "interval": 2.0}),
+                   {"clients": [_http("frontend", 80)], "iterations": slow_rounds(iterations), "interval": 2.0}),
     ]
     payments = [
         Controller("Deployment", "payments", "gateway", {"app": "gateway"}, "registry.example/payments/gateway:5.1",
