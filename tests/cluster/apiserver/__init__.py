@@ -19,7 +19,10 @@ covers what kubectl-netgen and its tests use:
   ``cluster-admin``) and RBAC from stored Roles, ClusterRoles and bindings (``rbac.authorization.k8s.io/v1``),
   with SelfSubjectAccessReview and SelfSubjectRulesReview answered from it (see :mod:`.rbac`);
   :meth:`ApiServer.deny` forbids on top of RBAC, for tests;
-* errors as ``Status`` objects with upstream messages: 401, 403, 404, 409, 422.
+* errors as ``Status`` objects with upstream messages: 401, 403, 404, 409, 410, 422;
+* lists in pages (``limit``, ``metadata.continue``; :meth:`ApiServer.compact` expires the tokens issued),
+  and faults a test switches on (:meth:`ApiServer.inject`: 429 with ``Retry-After``, a dropped connection,
+  a request never answered); :attr:`ApiServer.requests` records every request.
 
 It serves HTTPS with a throwaway self-signed certificate (the kubeconfig carries it as
 ``certificate-authority-data``) because kubectl will not send a bearer token over plain http;
@@ -40,6 +43,7 @@ admission, patches -> errors -> resources``):
 * :mod:`.selectors` — label and field selectors;
 * :mod:`.patches` — merge, strategic-merge and JSON patches;
 * :mod:`.admission` — ephemeral-container validation and PodSecurity "restricted";
+* :mod:`.faults` — throttled, dropped and hung requests;
 * :mod:`.rbac` — users, RBAC rule matching, the Forbidden answer and access reviews;
 * :mod:`.protobuf` — the protobuf access-review bodies ``kubectl auth can-i`` sends;
 * :mod:`.store` — the object store, resourceVersions, watch events and the generic REST verbs;

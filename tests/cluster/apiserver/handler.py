@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from tests.cluster.apiserver import protobuf
 from tests.cluster.apiserver.errors import ApiError, bad_request
+from tests.cluster.apiserver.faults import THROTTLE_BODY
 from tests.cluster.apiserver.formats import parse_bool
 from tests.cluster.apiserver.patches import PATCHERS
 from tests.cluster.apiserver.resources import GROUPS, RESOURCES, REVIEWS, SERVER_VERSION, VERBS, Obj, resource_at
@@ -153,10 +154,13 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         parts = [p for p in url.path.split("/") if p]
+        self.api.record(method, self.path)
         if parts in (["version"], ["healthz"], ["livez"], ["readyz"]):
             self._send_json(200, SERVER_VERSION) if parts == ["version"] else self._send_text(b"ok")
             return
         user = self.api.authenticate(self.headers.get("Authorization", ""))
+        if method == "GET" and _is_discovery(parts) and self._faulted("get", ""):
+            return
         if method == "GET" and _is_discovery(parts):
             self.api.check_path(user, url.path)
             self._discovery(parts)
@@ -168,6 +172,25 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             raise _no_route()
         self._rest(user, method, group, version, rest, query, raw)
+
+    def _faulted(self, verb: str, resource: str) -> bool:
+        """Act out a switched-on fault for this request, if one fires; return whether one did."""
+        fault = self.api.fault_for(verb, resource)
+        if fault is None:
+            return False
+        if fault.action == "throttle":
+            self.send_response(429)
+            self.send_header("Retry-After", str(fault.retry_after))
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self.send_header("Content-Length", str(len(THROTTLE_BODY)))
+            self.end_headers()
+            self.wfile.write(THROTTLE_BODY)
+            return True
+        if fault.action == "hang":
+            self.api.wait_closed()
+        self.close_connection = True  # drop (or a hang let go): close without a byte of reply
+        return True
 
     def _typed_body(self, raw: bytes, kind: str) -> Any:
         """A body in JSON, or in protobuf as kubectl sends typed objects (access reviews only)."""
@@ -232,6 +255,8 @@ class _Handler(BaseHTTPRequestHandler):
         watching = parse_bool(query.get("watch", ""))
         verb = {"GET": "watch" if watching else ("get" if name else "list"), "POST": "create", "PUT": "update",
                 "PATCH": "patch", "DELETE": "delete"}[method]
+        if self._faulted(verb, f"{res.plural}/{sub}" if sub else res.plural):
+            return
         api._check_access(user, verb, res, sub, namespace, name)
         dry_run = _dry_run(query) if method in ("POST", "PUT", "PATCH", "DELETE") else False
         if name is None:

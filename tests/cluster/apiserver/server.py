@@ -35,6 +35,7 @@ from tests.cluster.apiserver.errors import (
     not_found,
     status_details,
 )
+from tests.cluster.apiserver.faults import HANG_SECONDS, Fault
 from tests.cluster.apiserver.formats import rfc3339
 from tests.cluster.apiserver.handler import handler_for
 from tests.cluster.apiserver.logs import PodLogs
@@ -141,6 +142,10 @@ class ApiServer(PodLogs):
         self.authorizer = Authorizer(self.objects)
         """RBAC from the stored Roles, ClusterRoles and bindings (``cluster-admin`` for the admin token)."""
         self.load({"kind": "List", "items": cluster_admin_objects()})
+        self.faults: list[Fault] = []
+        """Switched-on faults (:meth:`inject`)."""
+        self.requests: list[tuple[str, str]] = []
+        """Every request received: (method, path with query), in order."""
         self.unserved: set[str] = set()
         """Subresources answered 404 as by a server that lacks them (e.g. ``ephemeralcontainers`` before 1.23)."""
         if seed is not None:
@@ -221,6 +226,41 @@ class ApiServer(PodLogs):
         target.write_text(json.dumps(config, indent=2) + "\n")
         target.chmod(0o600)
         return target
+
+    # -- faults
+
+    def inject(self, action: str, verb: str = "*", resource: str = "*", *, nth: int = 1, times: int = 1,
+               retry_after: int = 1) -> Fault:
+        """Switch on a fault (see :mod:`.faults`): ``throttle`` (429), ``drop`` (close, no reply) or ``hang``.
+
+        It fires on the ``nth`` request of ``verb`` on ``resource`` (``pods/log``; ``*``: any, discovery
+        included) and the ``times - 1`` after it (``times=0``: every one from then on).
+        """
+        fault = Fault(action, verb, resource, nth, times, retry_after)
+        with self._cond:
+            self.faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        """Switch every fault off."""
+        with self._cond:
+            self.faults.clear()
+
+    def fault_for(self, verb: str, resource: str) -> Fault | None:
+        """Count a request against every fault; the first that fires (each fault counts it either way)."""
+        with self._cond:
+            fired = [f for f in self.faults if f.take(verb, resource)]
+        return fired[0] if fired else None
+
+    def wait_closed(self, timeout: float = HANG_SECONDS) -> None:
+        """Block until the server closes (or ``timeout``): what a hung request does."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._closing, timeout)
+
+    def record(self, method: str, path: str) -> None:
+        """Remember one request (see :attr:`requests`)."""
+        with self._cond:
+            self.requests.append((method, path))
 
     # -- users and RBAC
 

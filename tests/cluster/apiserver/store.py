@@ -7,8 +7,10 @@ All state is guarded by one condition variable, which also wakes watches (and lo
 
 from __future__ import annotations
 
+import base64
 import bisect
 import copy
+import json
 import secrets
 import threading
 import time
@@ -47,6 +49,7 @@ class ObjectStore:
         self._objects: dict[Key, Obj] = {}
         self._events: list[WatchEvent] = []
         self._rv = 0
+        self._compacted = -1
         self._closing = False
 
     # -- state accessors for tests
@@ -126,20 +129,58 @@ class ObjectStore:
             return copy.deepcopy(obj)
 
     def rest_list(self, res: Resource, namespace: str | None, query: Mapping[str, str]) -> Obj:
+        """A list, in pages when ``limit`` is given: ``metadata.continue`` resumes after the last item returned
+        (``remainingItemCount`` too when no selector is used, as upstream); a token older than
+        :meth:`compact` is 410 Expired."""
         labels = parse_label_selector(query.get("labelSelector", ""))
         fields = parse_field_selector(res, query.get("fieldSelector", ""))
+        limit = _limit(query.get("limit", ""))
+        start: tuple[str, str] = ("", "")
+        rv_at: int | None = None
+        if query.get("continue"):
+            start, rv_at = self._continue_from(query["continue"])
         with self._cond:
-            items = []
-            for (q, ns, _), obj in sorted(self._objects.items()):
-                if (q == res.qualified and (namespace is None or ns == namespace)
+            keys: list[tuple[Key, Obj]] = []
+            for key, obj in sorted(self._objects.items()):
+                q, ns, name = key
+                if (q == res.qualified and (namespace is None or ns == namespace) and (ns, name) > start
                         and matches_selectors(obj, labels, fields)):
-                    item = copy.deepcopy(obj)
-                    item.pop("apiVersion", None)
-                    item.pop("kind", None)
-                    items.append(item)
-            rv = str(self._rv)
-        return {"kind": f"{res.kind}List", "apiVersion": res.api_version, "metadata": {"resourceVersion": rv},
-                "items": items}
+                    keys.append((key, obj))
+            page = keys[:limit] if limit else keys
+            items = []
+            for _, obj in page:
+                item = copy.deepcopy(obj)
+                item.pop("apiVersion", None)
+                item.pop("kind", None)
+                items.append(item)
+            rv = str(self._rv) if rv_at is None else str(rv_at)
+        meta: Obj = {"resourceVersion": rv}
+        if limit and len(keys) > limit:
+            (_, last_ns, last_name), _ = page[-1]
+            meta["continue"] = _continue_token(int(rv), last_ns, last_name)
+            if not labels and not fields:
+                meta["remainingItemCount"] = len(keys) - limit
+        return {"kind": f"{res.kind}List", "apiVersion": res.api_version, "metadata": meta, "items": items}
+
+    def compact(self) -> None:
+        """Forget history as etcd compaction does: every ``continue`` token issued so far is expired."""
+        with self._cond:
+            self._compacted = self._rv
+            self._rv += 1
+
+    def _continue_from(self, token: str) -> tuple[tuple[str, str], int]:
+        try:
+            data = json.loads(base64.urlsafe_b64decode(token.encode() + b"=" * (-len(token) % 4)))
+            ns, _, name = str(data["start"]).partition("/")
+            start, rv = (ns, name), int(data["rv"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise bad_request(f"continue key is not valid: {e}") from e
+        with self._cond:
+            expired = rv <= self._compacted
+        if expired:
+            raise ApiError(410, "Expired", "The provided continue parameter is too old to display a consistent "
+                           "list result. You can start a new list without the continue parameter.")
+        return start, rv
 
     def rest_watch(self, res: Resource, namespace: str | None, query: Mapping[str, str]) -> Iterator[Obj]:
         """Yield watch events until ``timeoutSeconds``, the server closes, or the client goes away."""
@@ -223,3 +264,17 @@ class ObjectStore:
         if new.get("spec") != current.get("spec") and "spec" in current:
             meta["generation"] = int(current["metadata"].get("generation", 1)) + 1
         return new
+
+
+def _limit(text: str) -> int:
+    """``limit``: 0 or absent for everything (upstream ignores a negative one too)."""
+    try:
+        return max(0, int(text)) if text else 0
+    except ValueError as e:
+        raise bad_request(f"invalid limit {text!r}: {e}") from e
+
+
+def _continue_token(rv: int, namespace: str, name: str) -> str:
+    """An opaque token as upstream's (base64 of ``{"v", "rv", "start"}``), resuming after namespace/name."""
+    body = json.dumps({"v": "meta.k8s.io/v1", "rv": rv, "start": f"{namespace}/{name}"}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
