@@ -25,6 +25,7 @@ from kubectl_netgen.app.contracts import (
 from kubectl_netgen.app.peers import Neighbor, NeighborsResult, WorkloadNeighbors, neighbors
 from kubectl_netgen.app.policies import GenerateResult, generate
 from kubectl_netgen.app.recording import (
+    CapturePreview,
     CaptureProgress,
     CaptureRequest,
     CaptureResult,
@@ -32,6 +33,7 @@ from kubectl_netgen.app.recording import (
     PodProgress,
     PodState,
     capture,
+    preview,
     rbac_manifests,
 )
 from kubectl_netgen.app.sources import ReverseDns
@@ -40,6 +42,7 @@ from kubectl_netgen.app.verify import Exposure, Judged, VerifyResult, read_polic
 __all__ = [
     "BaselineOptions",
     "BaselineResult",
+    "CapturePreview",
     "CaptureProgress",
     "CaptureRequest",
     "CaptureResult",
@@ -72,6 +75,7 @@ __all__ = [
     "generate",
     "live_inventory",
     "neighbors",
+    "preview",
     "rbac_manifests",
     "read_captures",
     "read_cluster",

@@ -18,6 +18,13 @@ from kubectl_netgen.cli.base import (
 from kubectl_netgen.errors import ExitStatus
 
 
+class DryRun(str, enum.Enum):
+    """``--dry-run`` as kubectl spells it."""
+
+    NONE = "none"
+    CLIENT = "client"
+
+
 class CaptureProfile(str, enum.Enum):
     """``--profile`` of ``capture``: the capabilities the capture container asks for."""
 
@@ -82,6 +89,9 @@ def capture(
     profile: Annotated[CaptureProfile, typer.Option(
         "--profile", help="Capabilities: netraw (drop all, add NET_RAW), baseline (add nothing: the runtime's "
         "default set, admitted under Pod Security baseline), auto (netraw, else baseline).")] = CaptureProfile.AUTO,
+    dry_run: Annotated[DryRun, typer.Option(
+        "--dry-run", help="client: print the pods it would capture and the container it would add to each "
+        "(after checking the permissions), change nothing.")] = DryRun.NONE,
     then_generate: Annotated[bool, typer.Option(
         "--generate", help="Then print the NetworkPolicies for the capture (as generate DIR does).")] = False,
     kubeconfig: KubeconfigOpt = None,
@@ -110,6 +120,11 @@ def capture(
         targets=tuple(targets or ()), settings=settings, namespace=namespace, all_namespaces=all_namespaces,
         selector=selector, output=Path(output) if output else None, max_pods=max_pods, parallel=parallel,
         start_timeout=start_seconds, live=usecases.LiveCluster(kubeconfig, context))
+    if dry_run is DryRun.CLIENT:
+        planned = usecases.preview(request, env.warn)
+        env.stdout.write(render.manifests_yaml(render.preview_manifests(planned)))
+        env.info(render.preview_summary(planned))
+        return int(ExitStatus.OK)
     isatty = getattr(env.stderr, "isatty", None)
     with render.CaptureDisplay(env.stderr, live=bool(isatty and isatty())) as display:
         result = usecases.capture(request, display, env.warn)

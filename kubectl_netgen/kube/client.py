@@ -96,13 +96,15 @@ class Cluster:
     namespace: str
     """The namespace of the kubeconfig context (``default`` if it names none)."""
 
-    def snapshot(self, namespace: str | None, warn: Warn) -> Obj:
+    def snapshot(self, namespace: str | None, warn: Warn, refused: list[Resource] | None = None) -> Obj:
         """List every snapshot kind into a ``v1 List``.
 
         Args:
             namespace: Restrict namespaced kinds (and the Namespace list) to this namespace; ``None``
                 reads all namespaces. Nodes are cluster-scoped and always read.
             warn: Told about kinds the server does not serve (they are left out).
+            refused: When given, a kind RBAC refuses is left out and appended here instead of raising
+                (a user bound to a namespace Role cannot read nodes or the namespace object).
 
         Returns:
             The ``v1 List``, items sorted by kind (as :data:`RESOURCES`), namespace and name.
@@ -113,13 +115,18 @@ class Cluster:
         """
         items: list[Obj] = []
         for res in RESOURCES:
-            if res.kind == "Namespace" and namespace is not None:
-                obj = self._get(res, f"/api/v1/namespaces/{namespace}", namespace)
-                items.append(_typed(res, obj))
-                continue
             try:
+                if res.kind == "Namespace" and namespace is not None:
+                    items.append(_typed(res, self._get(res, f"/api/v1/namespaces/{namespace}", namespace)))
+                    continue
                 items.extend(_typed(res, obj) for obj in self._list(res, namespace))
+            except ForbiddenError:
+                if refused is None:
+                    raise
+                refused.append(res)
             except NotFoundError:
+                if res.kind == "Namespace":
+                    raise
                 warn(f"the API server does not serve {res.api_version} {res.plural}: "
                      f"{res.kind}s are left out of the snapshot")
         items.sort(key=_sort_key)

@@ -7,7 +7,13 @@ only when a table is asked for. One module per command family: :mod:`.decoded` (
 they share.
 """
 
-from kubectl_netgen.render.capture import CaptureDisplay, capture_failures, capture_summary
+from kubectl_netgen.render.capture import (
+    CaptureDisplay,
+    capture_failures,
+    capture_summary,
+    preview_manifests,
+    preview_summary,
+)
 from kubectl_netgen.render.common import dump_json, rfc3339
 from kubectl_netgen.render.contracts import (
     baseline_summary,
@@ -39,10 +45,38 @@ from kubectl_netgen.render.verify import (
 )
 
 __all__ = [
-    "CaptureDisplay", "baseline_summary", "capture_failures", "capture_summary", "change_line", "cleanup_summary",
-    "contracts_summary", "dump_json", "explain_text", "exposure_report", "flow_record", "flows_json",
-    "flows_summary", "flows_table", "generate_summary", "judged_record", "left_out_note", "manifests_yaml",
-    "names_json", "names_summary", "names_table", "neighbor_record", "neighbors_json", "neighbors_summary",
-    "neighbors_table", "policies_json", "policies_yaml", "rfc3339", "snapshot_summary", "verify_json",
-    "verify_summary", "verify_table",
+    "CaptureDisplay",
+    "baseline_summary",
+    "capture_failures",
+    "capture_summary",
+    "change_line",
+    "cleanup_summary",
+    "contracts_summary",
+    "dump_json",
+    "explain_text",
+    "exposure_report",
+    "flow_record",
+    "flows_json",
+    "flows_summary",
+    "flows_table",
+    "generate_summary",
+    "judged_record",
+    "left_out_note",
+    "manifests_yaml",
+    "names_json",
+    "names_summary",
+    "names_table",
+    "neighbor_record",
+    "neighbors_json",
+    "neighbors_summary",
+    "neighbors_table",
+    "policies_json",
+    "policies_yaml",
+    "preview_manifests",
+    "preview_summary",
+    "rfc3339",
+    "snapshot_summary",
+    "verify_json",
+    "verify_summary",
+    "verify_table",
 ]

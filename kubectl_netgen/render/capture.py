@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TextIO
 
+from kubectl_netgen.app.recording import PodState
 from kubectl_netgen.render.common import _console, _size
 from kubectl_netgen.render.escape import cell, one_line
 
 if TYPE_CHECKING:
-    from kubectl_netgen.app.recording import CaptureResult, PodProgress
+    from kubectl_netgen.app.recording import CapturePreview, CaptureResult, PodProgress
 
 
 def _pod_line(p: PodProgress) -> str:
@@ -74,10 +75,13 @@ class CaptureDisplay:
 
 
 def capture_failures(result: CaptureResult) -> list[str]:
-    """One line per pod that was not captured completely: the pod and why."""
+    """One line per pod that was not captured completely: the pod and why.
+
+    An interrupted pod whose packets were kept is not a failure: the summary counts it.
+    """
     lines = []
     for p in result.pods:
-        if not p.ok:
+        if not p.ok and not (p.state is PodState.INTERRUPTED and p.pcap):
             lines.append(one_line(f"{p.namespace}/{p.pod}: {p.state.value}: {p.reason or '; '.join(p.problems)}"))
     return lines
 
@@ -86,6 +90,22 @@ def capture_summary(result: CaptureResult) -> str:
     """One line: how many pods were captured, how many packets, where."""
     packets = sum(p.packets for p in result.pods)
     size = sum(p.bytes for p in result.pods)
-    head = "interrupted: " if result.interrupted else ""
-    return (f"{head}captured {result.succeeded} of {len(result.pods)} pod(s), {packets} packets "
-            f"({_size(size)}) into {one_line(result.directory)}")
+    where = one_line(result.directory)
+    if result.interrupted:
+        kept = sum(1 for p in result.pods if p.pcap)
+        return (f"interrupted: kept {kept} of {len(result.pods)} pod(s), {packets} packets ({_size(size)}) in "
+                f"{where}; the containers end by themselves; read it with 'kubectl netgen generate {where}'")
+    return (f"captured {result.succeeded} of {len(result.pods)} pod(s), {packets} packets "
+            f"({_size(size)}) into {where}")
+
+
+def preview_manifests(planned: CapturePreview) -> list[dict[str, Any]]:
+    """What ``--dry-run=client`` prints: per pod, the ``pods/ephemeralcontainers`` change a capture makes."""
+    return [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": ref.name, "namespace": ref.namespace},
+             "spec": {"ephemeralContainers": [planned.container]}} for ref in planned.pods]
+
+
+def preview_summary(planned: CapturePreview) -> str:
+    """One line: what a capture would touch, and that nothing was."""
+    return one_line(f"dry run: would add the capture container to {len(planned.pods)} pod(s) and write "
+                    f"{planned.directory}; nothing was changed")

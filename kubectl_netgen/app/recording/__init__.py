@@ -11,6 +11,7 @@ Progress goes to a :class:`CaptureProgress` the CLI passes in; nothing here prin
 """
 
 from kubectl_netgen.app.recording.model import (
+    CapturePreview,
     CaptureProgress,
     CaptureRequest,
     CaptureResult,
@@ -20,10 +21,11 @@ from kubectl_netgen.app.recording.model import (
     PodState,
 )
 from kubectl_netgen.app.recording.permissions import check_access, rbac_manifests
-from kubectl_netgen.app.recording.run import capture, default_directory
+from kubectl_netgen.app.recording.run import capture, default_directory, preview
 from kubectl_netgen.app.recording.selection import choose_pods
 
 __all__ = [
-    "CaptureProgress", "CaptureRequest", "CaptureResult", "PodOutcome", "PodProgress", "PodRef", "PodState",
-    "capture", "check_access", "choose_pods", "default_directory", "rbac_manifests",
+    "CapturePreview", "CaptureProgress", "CaptureRequest", "CaptureResult", "PodOutcome", "PodProgress", "PodRef",
+    "PodState",
+    "capture", "check_access", "choose_pods", "default_directory", "preview", "rbac_manifests",
 ]

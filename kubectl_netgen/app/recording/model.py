@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from kubectl_netgen.app.cluster import LiveCluster
 from kubectl_netgen.capturing import plan
@@ -107,6 +107,16 @@ class PodOutcome:
     def ok(self) -> bool:
         """The pod was captured completely."""
         return self.state is PodState.DONE
+
+
+@dataclass(frozen=True)
+class CapturePreview:
+    """What a capture would do (``--dry-run=client``)."""
+
+    pods: list[PodRef]
+    container: dict[str, Any]
+    """The ephemeral container it would add to each pod (its name gets the capture's id)."""
+    directory: Path
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,14 @@ def _is_ready(pod: dict[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
+def is_host_network(pod: dict[str, Any]) -> bool:
+    """A pod in its node's network namespace.
+
+    A capture there would record the node's traffic, and no NetworkPolicy applies to it.
+    """
+    return (pod.get("spec") or {}).get("hostNetwork") is True
+
+
 def _ref(pod: dict[str, Any], target: str) -> PodRef:
     meta = pod.get("metadata") or {}
     return PodRef(str(meta.get("namespace") or ""), str(meta.get("name")), target,
@@ -87,11 +95,17 @@ def choose_pods(cluster: Any, request: CaptureRequest, namespace: str | None, wa
     targets = [parse_target(t) for t in request.targets]
     chosen: dict[tuple[str, str], PodRef] = {}
 
+    skipped: dict[tuple[str, str], None] = {}
+
     def keep(label: str, pods: list[dict[str, Any]]) -> None:
-        refs = sorted((_ref(p, label) for p in pods), key=lambda r: (not (r.phase == "Running" and r.ready),
-                                                                      r.namespace, r.name))
+        for pod in pods:
+            if is_host_network(pod):
+                meta = pod.get("metadata") or {}
+                skipped[(str(meta.get("namespace") or ""), str(meta.get("name")))] = None
+        refs = sorted((_ref(p, label) for p in pods if not is_host_network(p)),
+                      key=lambda r: (not (r.phase == "Running" and r.ready), r.namespace, r.name))
         if not refs:
-            warn(f"{label}: no pods")
+            warn(f"{label}: no pods" + (" but hostNetwork ones" if pods else ""))
             return
         if request.max_pods is not None:
             refs = refs[:request.max_pods]
@@ -104,9 +118,14 @@ def choose_pods(cluster: Any, request: CaptureRequest, namespace: str | None, wa
             keep(label, _pods_of(cluster, target, obj, ns))
     if request.selector:
         keep(f"-l {request.selector}", kube.list_objects(cluster, "v1", "pods", namespace, request.selector))
+    if skipped:
+        warn(f"skipped {len(skipped)} hostNetwork pod(s) ({', '.join(f'{ns}/{name}' for ns, name in skipped)}): "
+             "they share their node's network, so a capture would record the node's traffic, and no "
+             "NetworkPolicy applies to them")
     if not chosen:
         where = "in any namespace" if namespace is None else f'in namespace "{namespace}"'
-        raise NotFoundError(f"no pods to capture {where}: the targets select none")
+        raise NotFoundError(f"no pods to capture {where}: the targets select none"
+                            + (" but hostNetwork pods" if skipped else ""))
     return [chosen[k] for k in sorted(chosen)]
 
 
