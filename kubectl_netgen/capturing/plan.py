@@ -46,8 +46,11 @@ class Profile(str, enum.Enum):
     AUTO = "auto"
     """``netraw``; if Pod Security refuses it, ``baseline``."""
     NETRAW = "netraw"
-    """Drop every capability, add back only NET_RAW (what tcpdump needs without promiscuous mode).
-    Admitted where Pod Security is ``privileged`` (or not enforced)."""
+    """Drop every capability, add back :data:`NETRAW_CAPABILITIES`: NET_RAW (what tcpdump needs without
+    promiscuous mode), SETUID/SETGID (tcpdump builds that switch to user ``tcpdump`` after opening the
+    socket, Debian's and Alpine's among them, exit without them) and KILL (``timeout``, still root, must
+    signal that tcpdump, now another user, when the duration ends). Admitted where Pod Security is
+    ``privileged`` (or not enforced)."""
     BASELINE = "baseline"
     """Add nothing and keep the runtime's default set, which on containerd and Docker gives a root container
     NET_RAW. Admitted under Pod Security ``baseline``; fails on runtimes without NET_RAW by default (CRI-O)."""
@@ -178,10 +181,15 @@ def container_command(settings: Settings) -> list[str]:
     return args
 
 
+NETRAW_CAPABILITIES = ("KILL", "NET_RAW", "SETGID", "SETUID")
+"""What the ``netraw`` profile adds after dropping ALL. ``tcpdump -Z root`` would not do instead: switching
+to root still calls setgroups(), which needs SETGID."""
+
+
 def security_context(profile: Profile) -> dict[str, Any]:
     """The container's ``securityContext`` for a concrete profile (not ``auto``)."""
     if profile is Profile.NETRAW:
-        return {"capabilities": {"drop": ["ALL"], "add": ["NET_RAW"]}, "privileged": False,
+        return {"capabilities": {"drop": ["ALL"], "add": list(NETRAW_CAPABILITIES)}, "privileged": False,
                 "allowPrivilegeEscalation": False}
     if profile is Profile.BASELINE:
         return {"privileged": False, "allowPrivilegeEscalation": False}

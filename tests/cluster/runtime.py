@@ -5,6 +5,21 @@ only runs processes and reports what happens through a :class:`ContainerEvents` 
 reports to the API server. :class:`ProcessRuntime` runs each container as a local process made by an
 injected ``spawn`` function, so the lead can run it inside a pod's network namespace instead.
 
+What a kubelet with containerd would do, :class:`ProcessRuntime` does too:
+
+* the image decides which programs exist: the command runs with a ``PATH`` holding only the image's
+  tools (:mod:`tests.cluster.images`); an image the registry does not hold never starts (``ErrImagePull``,
+  then ``ImagePullBackOff``);
+* the securityContext decides the capabilities (:func:`capabilities`: containerd's default set for a root
+  container, ``drop``/``add`` on top, every capability when ``privileged``), applied with ``setpriv`` to
+  the bounding, inheritable and ambient sets; a root process keeps its bounding set as effective and
+  permitted capabilities, a non-root one none (Kubernetes sets no ambient capabilities);
+* ``runAsUser``/``runAsGroup`` (else the image's user) and ``runAsNonRoot``: a container that would run
+  as root with ``runAsNonRoot`` never starts (``CreateContainerConfigError``, as kubelet reports it);
+* ``allowPrivilegeEscalation: false`` sets no_new_privs.
+
+Only the container's own securityContext is read (the runtime is not given the pod's).
+
 Faults a test can inject: :meth:`ProcessRuntime.fail_image_pull` (the container never starts and
 stays ``ErrImagePull`` then ``ImagePullBackOff``) and :meth:`ProcessRuntime.kill` (SIGKILL, reported
 as exit code 137, reason ``Error``, as kubelet does).
@@ -12,7 +27,9 @@ as exit code 137, reason ``Error``, as kubelet does).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -21,6 +38,8 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from tests.cluster.images import Image, ImageError, Registry, parse_reference
 
 Spawn = Callable[[str, str, list[str], dict[str, str]], "subprocess.Popen[bytes]"]
 
@@ -81,6 +100,75 @@ def container_env(container: Mapping[str, Any]) -> dict[str, str]:
     return {str(e["name"]): str(e.get("value", "")) for e in container.get("env") or [] if "name" in e}
 
 
+DEFAULT_CAPABILITIES = frozenset({
+    "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP", "NET_BIND_SERVICE",
+    "NET_RAW", "SYS_CHROOT", "MKNOD", "AUDIT_WRITE", "SETFCAP",
+})
+"""What containerd gives a container that asks for nothing."""
+
+
+class ConfigError(Exception):
+    """The container cannot be created from its spec (kubelet's ``CreateContainerConfigError``)."""
+
+
+def _cap_name(name: str) -> str:
+    name = str(name).upper()
+    return name[4:] if name.startswith("CAP_") else name
+
+
+def capabilities(container: Mapping[str, Any]) -> frozenset[str] | None:
+    """The capability set (names without ``CAP_``) a container gets; ``None``: every one (privileged).
+
+    containerd's default set, then ``drop`` (``ALL`` empties it), then ``add`` (``ALL`` gives every one).
+    """
+    sc = container.get("securityContext") or {}
+    if sc.get("privileged"):
+        return None
+    caps = sc.get("capabilities") or {}
+    drop = {_cap_name(c) for c in caps.get("drop") or []}
+    add = {_cap_name(c) for c in caps.get("add") or []}
+    if "ALL" in add:
+        return None
+    kept = set() if "ALL" in drop else set(DEFAULT_CAPABILITIES) - drop
+    return frozenset(kept | add)
+
+
+def identity(container: Mapping[str, Any], image: Image, pod: str = "", namespace: str = "") -> tuple[int, int]:
+    """(uid, gid) the container runs as: ``runAsUser``/``runAsGroup``, else the image's user.
+
+    Raises:
+        ConfigError: ``runAsNonRoot`` with a root user, the message kubelet gives.
+    """
+    sc = container.get("securityContext") or {}
+    uid = int(sc["runAsUser"]) if sc.get("runAsUser") is not None else image.user
+    gid = int(sc["runAsGroup"]) if sc.get("runAsGroup") is not None else (image.group if sc.get("runAsUser") is None
+                                                                          else 0)
+    if sc.get("runAsNonRoot") and uid == 0:
+        where = f'(pod: "{pod}_{namespace}", container: {container.get("name")})'
+        if sc.get("runAsUser") is not None:
+            raise ConfigError(f"container's runAsUser breaks non-root policy {where}")
+        raise ConfigError(f"container has runAsNonRoot and image will run as root {where}")
+    return uid, gid
+
+
+def setpriv_argv(container: Mapping[str, Any], uid: int, gid: int) -> list[str]:
+    """``setpriv`` and its options: the container's user, capability sets and no_new_privs."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        raise OSError("the test runtime needs setpriv (util-linux)")
+    argv = [setpriv]
+    caps = capabilities(container)
+    if caps is not None:
+        argv.append("--bounding-set=" + ",".join(["-all", *(f"+{c.lower()}" for c in sorted(caps))]))
+    argv += ["--inh-caps=-all", "--ambient-caps=-all"]
+    if (uid, gid) != (0, 0):
+        argv += [f"--regid={gid}", f"--reuid={uid}", "--clear-groups"]
+    sc = container.get("securityContext") or {}
+    if sc.get("allowPrivilegeEscalation") is False and not sc.get("privileged"):
+        argv.append("--no-new-privs")
+    return argv
+
+
 def exit_code_of(returncode: int) -> int:
     """Map a Popen return code to a container exit code (killed by signal N -> 128 + N)."""
     return 128 - returncode if returncode < 0 else returncode
@@ -95,9 +183,14 @@ class _Running:
 class ProcessRuntime:
     """Runs each container as a process made by ``spawn(namespace, pod, argv, env)``."""
 
-    def __init__(self, spawn: Spawn | None = None, pull_backoff_seconds: float = 0.3) -> None:
-        """Use ``spawn`` (default :func:`local_spawn`); ``pull_backoff_seconds`` until ``ImagePullBackOff``."""
+    def __init__(self, spawn: Spawn | None = None, pull_backoff_seconds: float = 0.3,
+                 registry: Registry | None = None) -> None:
+        """Use ``spawn`` (default :func:`local_spawn`); ``pull_backoff_seconds`` until ``ImagePullBackOff``.
+
+        ``registry`` (default: :data:`tests.cluster.images.DEFAULT_IMAGES`) holds the images that can be pulled.
+        """
         self._spawn: Spawn = spawn or local_spawn
+        self.registry = registry if registry is not None else Registry()
         self._pull_backoff = pull_backoff_seconds
         self._failing_images: set[str] = set()
         self._running: dict[tuple[str, str, str], _Running] = {}
@@ -120,22 +213,38 @@ class ProcessRuntime:
         name = str(container.get("name"))
         image = str(container.get("image", ""))
         events.waiting("ContainerCreating")
-        if image in self._failing_images:
-            message = f'Failed to pull image "{image}": {PULL_FAILURE_MESSAGE}'
+        found = None if image in self._failing_images else self.registry.find(image)
+        if found is None:
+            if image in self._failing_images:
+                message = f'Failed to pull image "{image}": {PULL_FAILURE_MESSAGE}'
+            else:
+                ref = parse_reference(image)
+                message = (f'Failed to pull image "{image}": rpc error: code = NotFound desc = failed to pull and '
+                           f'unpack image "{ref}": failed to resolve reference "{ref}": {ref}: not found')
             events.waiting("ErrImagePull", message)
             time.sleep(self._pull_backoff)
             events.waiting("ImagePullBackOff", f'Back-off pulling image "{image}": ErrImagePull: {message}')
             return
         try:
-            process = self._spawn(namespace, pod, container_argv(container), container_env(container))
-        except (OSError, ValueError) as e:
+            uid, gid = identity(container, found, pod, namespace)
+        except ConfigError as e:
+            events.waiting("CreateContainerConfigError", str(e))
+            return
+        try:
+            argv = self._argv(container, found, uid, gid, pod)
+            process = self._spawn(namespace, pod, argv, {})
+            # Read from pipes of our own: the spawner may close its file objects when it kills the pod,
+            # which must not pull a pipe from under a reader thread.
+            streams = [(label, _own(stream)) for label, stream in (("stdout", process.stdout),
+                                                                   ("stderr", process.stderr))]
+        except (OSError, ValueError, ImageError) as e:
             events.waiting("RunContainerError", str(e))
             return
         running = _Running(process)
         with self._lock:
             self._running[(namespace, pod, name)] = running
         events.started(f"containerd://{uuid.uuid4().hex}{uuid.uuid4().hex}", f"{image}@sha256:" + "0" * 64)
-        for stream_name, stream in (("stdout", process.stdout), ("stderr", process.stderr)):
+        for stream_name, stream in streams:
             if stream is None:
                 continue
             reader = threading.Thread(target=self._pump, args=(stream_name, stream, events), daemon=True)
@@ -147,6 +256,16 @@ class ProcessRuntime:
         with self._lock:
             self._running.pop((namespace, pod, name), None)
         events.terminated(exit_code_of(process.returncode))
+
+    def _argv(self, container: Mapping[str, Any], image: Image, uid: int, gid: int, pod: str) -> list[str]:
+        """``env -i`` (the image's PATH and the container's env only), ``setpriv``, then the command."""
+        env = shutil.which("env")
+        if env is None:
+            raise OSError("the test runtime needs env (coreutils)")
+        variables = {"PATH": str(self.registry.path_of(image)), "HOSTNAME": pod,
+                     "HOME": "/root" if uid == 0 else "/", **container_env(container)}
+        return [env, "-i", *(f"{k}={v}" for k, v in variables.items()), *setpriv_argv(container, uid, gid),
+                *container_argv(container)]
 
     @staticmethod
     def _pump(stream_name: str, stream: Any, events: ContainerEvents) -> None:
@@ -177,6 +296,18 @@ class ProcessRuntime:
             _kill(running.process)
         for thread in threads:
             thread.join(timeout=5)
+        self.registry.close()
+
+
+def _own(stream: Any) -> Any:
+    """A file object of our own on a duplicate of ``stream``'s pipe (``None`` stays ``None``)."""
+    if stream is None:
+        return None
+    own = None
+    with contextlib.suppress(ValueError, OSError):
+        own = os.fdopen(os.dup(stream.fileno()), "rb")
+    stream.close()
+    return own
 
 
 def _kill(process: subprocess.Popen[bytes]) -> None:

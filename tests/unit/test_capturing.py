@@ -79,7 +79,9 @@ def test_filters_compile_with_real_tcpdump(tmp_path: Path) -> None:
 def test_container_spec_per_profile() -> None:
     settings = plan.Settings(30)
     netraw = plan.container_spec("netgen-ab12", settings, plan.Profile.NETRAW)
-    assert netraw["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["NET_RAW"]}
+    # tcpdump drops to user tcpdump (SETUID, SETGID), which timeout, still root, must then signal (KILL).
+    assert netraw["securityContext"]["capabilities"] == {"drop": ["ALL"],
+                                                         "add": ["KILL", "NET_RAW", "SETGID", "SETUID"]}
     assert netraw["command"][:2] == ["sh", "-c"] and netraw["command"][3:6] == ["netgen", "1", "30"]
     assert "timeout \"$d\" tcpdump -i any -p" in netraw["command"][2]
     assert "resources" not in netraw  # the API forbids resources on ephemeral containers
