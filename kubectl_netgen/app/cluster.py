@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kubectl_netgen.app.captures import Warn
 from kubectl_netgen.errors import InputError
+from kubectl_netgen.kube.client import DEFAULT_REQUEST_TIMEOUT
 from kubectl_netgen.model import Inventory
+
+if TYPE_CHECKING:
+    from kubectl_netgen.kube import Cluster
 
 
 @dataclass(frozen=True)
@@ -24,7 +28,7 @@ class SnapshotResult:
 
 
 def snapshot(*, kubeconfig: str | None, context: str | None, namespace: str | None, all_namespaces: bool,
-             warn: Warn) -> SnapshotResult:
+             warn: Warn, request_timeout: float | None = DEFAULT_REQUEST_TIMEOUT) -> SnapshotResult:
     """Read the live cluster into a snapshot (the ``v1 List`` that ``--cluster FILE`` reads back).
 
     Args:
@@ -33,6 +37,7 @@ def snapshot(*, kubeconfig: str | None, context: str | None, namespace: str | No
         namespace: ``-n``; ``None`` uses the context's namespace (``default`` if it names none).
         all_namespaces: ``-A``: read every namespace (``namespace`` must then be ``None``).
         warn: Receives one line per warning (kinds the server does not serve).
+        request_timeout: ``--request-timeout``: seconds each API request may take (``None``: no limit).
 
     Returns:
         The snapshot and per-kind counts.
@@ -45,7 +50,7 @@ def snapshot(*, kubeconfig: str | None, context: str | None, namespace: str | No
 
     if namespace is not None and all_namespaces:
         raise InputError("-n/--namespace and -A/--all-namespaces cannot be given together")
-    cluster = kube.connect(kubeconfig, context)
+    cluster = kube.connect(kubeconfig, context, request_timeout)
     try:
         scope = None if all_namespaces else (namespace or cluster.namespace)
         document = cluster.snapshot(scope, warn)
@@ -113,6 +118,19 @@ class LiveCluster:
     """``--kubeconfig``; ``None`` follows kubectl (``KUBECONFIG``, ``~/.kube/config``, in-cluster)."""
     context: str | None = None
     """``--context``; ``None`` for the current context."""
+    request_timeout: float | None = DEFAULT_REQUEST_TIMEOUT
+    """``--request-timeout``: seconds each API request may take; ``None``: no limit."""
+
+    def connect(self) -> Cluster:
+        """Connect to this cluster (:func:`kubectl_netgen.kube.connect`; no request is made yet).
+
+        Raises:
+            InputError: The kubeconfig does not exist.
+            ClusterError: No usable configuration.
+        """
+        from kubectl_netgen import kube
+
+        return kube.connect(self.kubeconfig, self.context, self.request_timeout)
 
 
 def live_inventory(live: LiveCluster, warn: Warn) -> Inventory:
@@ -122,9 +140,9 @@ def live_inventory(live: LiveCluster, warn: Warn) -> Inventory:
         InputError: The kubeconfig does not exist or names no usable cluster.
         ClusterError: The cluster cannot be read (ForbiddenError names the missing RBAC permission).
     """
-    from kubectl_netgen import inventory, kube
+    from kubectl_netgen import inventory
 
-    cluster = kube.connect(live.kubeconfig, live.context)
+    cluster = live.connect()
     try:
         document = cluster.snapshot(None, warn)
     finally:

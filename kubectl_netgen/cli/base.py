@@ -12,7 +12,7 @@ import typer
 from kubectl_netgen import __version__
 
 if TYPE_CHECKING:
-    from kubectl_netgen.app import ReverseDns
+    from kubectl_netgen.app import LiveCluster, ReverseDns
 
 PROG_NAME = "kubectl netgen"
 
@@ -132,6 +132,40 @@ ContextOpt = Annotated[
     Optional[str],  # noqa: UP045
     typer.Option("--context", help="Kubeconfig context (default: the current context).", metavar="NAME"),
 ]
+DEFAULT_REQUEST_TIMEOUT = "30s"
+"""``--request-timeout`` unless given (kubectl's default is no limit: netgen must not hang on a dead server)."""
+RequestTimeoutOpt = Annotated[str, typer.Option(
+    "--request-timeout", help="How long each API request may take before netgen gives up, as kubectl takes it "
+    "(30s, 1m, 1h; a plain number is seconds; 0: no limit). Followed logs bound only their connect.",
+    metavar="DURATION")]
+
+
+def _request_timeout(text: str) -> float | None:
+    """``--request-timeout`` in seconds; ``None`` for 0 (no limit).
+
+    Raises:
+        click.BadParameter: Not a duration (a usage error, exit 2).
+    """
+    import re
+
+    import click
+
+    from kubectl_netgen.capturing import plan
+    from kubectl_netgen.errors import InputError
+
+    if re.fullmatch(r"0+(\.0*)?(ms|s|m|h)?", text.strip()):
+        return None
+    try:
+        return plan.parse_duration(text)
+    except InputError as e:
+        raise click.BadParameter(e.message, param_hint="--request-timeout") from None
+
+
+def _live(kubeconfig: str | None, context: str | None, request_timeout: str = DEFAULT_REQUEST_TIMEOUT) -> LiveCluster:
+    """The live cluster the shared options name (``--kubeconfig``, ``--context``, ``--request-timeout``)."""
+    from kubectl_netgen.app import LiveCluster
+
+    return LiveCluster(kubeconfig, context, _request_timeout(request_timeout))
 
 
 NoReverseDnsOpt = Annotated[bool, typer.Option(

@@ -9,12 +9,20 @@ JSON (camelCase, read raw so nothing is lost or renamed by the client's models),
 ``kubernetes`` costs about a second to import, so it is imported inside the functions that use it; the
 CLI's ``--help`` never pays for it. Client exceptions become :class:`~kubectl_netgen.errors.ClusterError`
 and its subclasses here, with server payloads cut short.
+
+Every request is bounded by the cluster's ``request_timeout`` (``--request-timeout``, default
+:data:`DEFAULT_REQUEST_TIMEOUT`), so no call waits forever on a server that accepts and never answers;
+followed logs bound only their connect (they are long by design). Reads (GET) are tried up to
+:data:`READ_TRIES` times on ``429 Too Many Requests`` (waiting what ``Retry-After`` asks, at most
+:data:`RETRY_BUDGET` seconds in all) and on a connection dropped without a reply; writes are never
+retried here (urllib3's own retries are switched off, so a PUT or DELETE is not silently sent twice).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,8 +42,18 @@ Obj = dict[str, Any]
 
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 PAGE_SIZE = 500
+"""Items per list request; longer lists are read in pages (``continue``)."""
+DEFAULT_REQUEST_TIMEOUT = 30.0
+"""Seconds each API request may take unless ``--request-timeout`` says otherwise (kubectl's default is no
+limit; a capture must not hang on a server that accepts and never answers)."""
+READ_TRIES = 3
+"""Tries of a read (GET) that was throttled (429) or whose connection dropped without a reply."""
+RETRY_BUDGET = 10.0
+"""Seconds a read may spend waiting between tries, in all (a longer ``Retry-After`` is not waited for)."""
+DROP_BACKOFF = 0.5
+"""Seconds before trying again a read whose connection dropped (doubled each time)."""
 TIMEOUT = (10, 120)
-"""(connect, read) seconds for each API request."""
+"""(connect, read) seconds, for modules not yet on :attr:`Cluster.request_timeout` (use that instead)."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +113,21 @@ class Cluster:
     """The API server URL (for messages)."""
     namespace: str
     """The namespace of the kubeconfig context (``default`` if it names none)."""
+    request_timeout: float | None = DEFAULT_REQUEST_TIMEOUT
+    """Seconds each request may take; ``None``: no limit (``--request-timeout 0``)."""
+
+    @property
+    def call_timeout(self) -> tuple[float | None, float | None]:
+        """The (connect, read) timeout of one request, as ``_request_timeout`` takes it.
+
+        A pair, because ``kubernetes.client.rest`` silently ignores a bare float (it honours an ``int`` or a pair).
+        """
+        return self.request_timeout, self.request_timeout
+
+    @property
+    def stream_timeout(self) -> tuple[float | None, None]:
+        """The (connect, read) timeout of a followed log: a bounded connect, a read left open."""
+        return self.request_timeout, None
 
     def snapshot(self, namespace: str | None, warn: Warn, refused: list[Resource] | None = None) -> Obj:
         """List every snapshot kind into a ``v1 List``.
@@ -154,15 +187,17 @@ class Cluster:
         """Release the client's connections."""
         self.api.close()
 
-    def _list(self, res: Resource, namespace: str | None) -> Iterator[Obj]:
-        query: list[tuple[str, Any]] = [("limit", PAGE_SIZE)]
+    def _list(self, res: Resource, namespace: str | None, query: list[tuple[str, Any]] | None = None) -> Iterator[Obj]:
+        """Every item of a list request, read in pages of :data:`PAGE_SIZE` (``query``: e.g. a label selector)."""
+        base = [*(query or []), ("limit", PAGE_SIZE)]
+        page_query = base
         while True:
-            page = self._request(res.path(namespace), query, res, "list", namespace)
+            page = self._request(res.path(namespace), page_query, res, "list", namespace)
             yield from page.get("items") or ()
             token = (page.get("metadata") or {}).get("continue")
             if not token:
                 return
-            query = [("limit", PAGE_SIZE), ("continue", token)]
+            page_query = [*base, ("continue", token)]
 
     def _get(self, res: Resource, path: str, name: str) -> Obj:
         try:
@@ -173,13 +208,8 @@ class Cluster:
 
     def _request(self, path: str, query: list[tuple[str, Any]], res: Resource, verb: str,
                  namespace: str | None) -> Obj:
-        with _converted(self.server, res, verb, namespace):
-            response = self.api.call_api(
-                path, "GET", query_params=query, header_params={"Accept": "application/json"},
-                auth_settings=["BearerToken"], _preload_content=False, _return_http_data_only=True,
-                _request_timeout=TIMEOUT,
-            )
-            data = response.data
+        """GET one JSON object, retried as the module docstring says."""
+        data = self._read(path, query, res, verb, namespace)
         try:
             document = json.loads(data)
         except ValueError as e:
@@ -188,6 +218,44 @@ class Cluster:
         if not isinstance(document, dict):
             raise ClusterError(f"the API server at {self.server} answered GET {path} with JSON that is not an object")
         return document
+
+    def _read(self, path: str, query: list[tuple[str, Any]], res: Resource, verb: str,
+              namespace: str | None) -> bytes:
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import ProtocolError
+
+        waited = 0.0
+        with _converted(self.server, res, verb, namespace, self.request_timeout):
+            for attempt in range(1, READ_TRIES + 1):
+                try:
+                    response = self.api.call_api(
+                        path, "GET", query_params=query, header_params={"Accept": "application/json"},
+                        auth_settings=["BearerToken"], _preload_content=False, _return_http_data_only=True,
+                        _request_timeout=self.call_timeout,
+                    )
+                    return bytes(response.data)
+                except ApiException as e:
+                    wait = _retry_after(e)
+                    if wait is None or attempt == READ_TRIES or waited + wait > RETRY_BUDGET:
+                        raise
+                except ProtocolError:  # the connection was dropped without a reply
+                    wait = DROP_BACKOFF * 2 ** (attempt - 1)
+                    if attempt == READ_TRIES or waited + wait > RETRY_BUDGET:
+                        raise
+                time.sleep(wait)
+                waited += wait
+        raise AssertionError("unreachable: the last try returns or raises")
+
+
+def _retry_after(e: Any) -> float | None:
+    """Seconds a 429 answer asks to wait (``Retry-After``, 1 when absent or unreadable); ``None`` otherwise."""
+    if e.status != 429:
+        return None
+    value = (e.headers or {}).get("Retry-After", "1")
+    try:
+        return max(0.0, float(value))
+    except (TypeError, ValueError):
+        return 1.0
 
 
 def _typed(res: Resource, obj: Obj) -> Obj:
@@ -201,16 +269,28 @@ def _sort_key(item: Obj) -> tuple[int, str, str]:
     return _ORDER[item["kind"]], str(meta.get("namespace") or ""), str(meta.get("name") or "")
 
 
+def timeout_text(seconds: float | None) -> str:
+    """``30s``, ``1.5s``: a timeout as ``--request-timeout`` takes it."""
+    return "no limit" if seconds is None else f"{seconds:g}s"
+
+
 @contextmanager
-def _converted(server: str, res: Resource, verb: str, namespace: str | None) -> Iterator[None]:
-    """Turn client and connection exceptions into our errors."""
+def _converted(server: str, res: Resource, verb: str, namespace: str | None,
+               timeout: float | None = DEFAULT_REQUEST_TIMEOUT) -> Iterator[None]:
+    """Turn client and connection exceptions into our errors (``timeout``: the request's, for the message)."""
     from kubernetes.client.exceptions import ApiException
-    from urllib3.exceptions import HTTPError, MaxRetryError
+    from urllib3.exceptions import HTTPError, MaxRetryError, NewConnectionError
+    from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
     try:
         yield
     except ApiException as e:
         raise _api_error(e, server, res, verb, namespace) from e
+    except NewConnectionError as e:  # a ConnectTimeoutError subclass in urllib3, but a refusal, not a timeout
+        raise ClusterError(f"cannot reach the API server at {server}: {cut(str(e))}") from e
+    except (Urllib3Timeout, TimeoutError) as e:
+        raise ClusterError(f"the API server at {server} did not answer {verb} {res.plural} within "
+                           f"{timeout_text(timeout)}: pass --request-timeout to wait longer (0: no limit)") from e
     except MaxRetryError as e:
         raise ClusterError(f"cannot reach the API server at {server}: {cut(str(e.reason or e))}") from e
     except (HTTPError, OSError) as e:
@@ -243,6 +323,12 @@ def _api_error(e: Any, server: str, res: Resource, verb: str, namespace: str | N
                               f'"{res.plural}"{group}{scope}); ask your cluster admin or use --cluster FILE')
     if e.status == 404:
         return NotFoundError(f"not found: {res.api_version} {res.plural} ({_server_message(e)})")
+    if e.status == 429:
+        after = (e.headers or {}).get("Retry-After")
+        wait = f", Retry-After {after}s" if after else ""
+        return ClusterError(f"the API server at {server} is throttling requests (429 Too Many Requests{wait}) to "
+                            f"{verb} {res.plural}, still after {READ_TRIES} tries or more waiting than "
+                            f"{RETRY_BUDGET:g}s: try again later")
     return ClusterError(f"the API server at {server} answered {e.status} {e.reason or ''} to {verb} {res.plural}: "
                         f"{_server_message(e)}".replace("  ", " "))
 
@@ -264,13 +350,15 @@ def _kubeconfig_path(kubeconfig: str | None) -> str | None:
     return str(default) if default.is_file() else None
 
 
-def connect(kubeconfig: str | None, context: str | None) -> Cluster:
+def connect(kubeconfig: str | None, context: str | None,
+            request_timeout: float | None = DEFAULT_REQUEST_TIMEOUT) -> Cluster:
     """Connect to the cluster as kubectl would.
 
     Args:
         kubeconfig: A kubeconfig file; ``None`` uses ``KUBECONFIG``, else ``~/.kube/config``, else the
             in-cluster service account.
         context: A kubeconfig context; ``None`` uses the current one.
+        request_timeout: Seconds each request may take (``None``: no limit).
 
     Returns:
         The cluster (no request is made yet).
@@ -287,6 +375,7 @@ def connect(kubeconfig: str | None, context: str | None) -> Cluster:
         if context:
             raise ClusterError(f"no kubeconfig found for --context {context}: set KUBECONFIG or use --kubeconfig")
         configuration = client.Configuration()
+        configuration.retries = False  # reads are retried by Cluster._read, writes never
         try:
             config.load_incluster_config(client_configuration=configuration)
         except ConfigException as e:
@@ -296,31 +385,35 @@ def connect(kubeconfig: str | None, context: str | None) -> Cluster:
             namespace = Path(SERVICE_ACCOUNT_NAMESPACE).read_text().strip() or "default"
         except OSError:
             namespace = "default"
-        return Cluster(client.ApiClient(configuration), str(configuration.host), namespace)
+        return Cluster(client.ApiClient(configuration), str(configuration.host), namespace, request_timeout)
     try:
         contexts, current = config.list_kube_config_contexts(config_file=path)
         chosen = current if context is None else next((c for c in contexts if c.get("name") == context), None)
         if chosen is None:
             names = ", ".join(sorted(str(c.get("name")) for c in contexts)) or "none"
             raise ClusterError(f"no context {context!r} in the kubeconfig {path} (contexts: {names})")
-        api = config.new_client_from_config(config_file=path, context=context, persist_config=False)
+        configuration = client.Configuration()
+        config.load_kube_config(config_file=path, context=context, client_configuration=configuration,
+                                persist_config=False)
+        configuration.retries = False  # reads are retried by Cluster._read, writes never
+        api = client.ApiClient(configuration)
     except ConfigException as e:
         raise ClusterError(f"cannot use the kubeconfig {path}: {cut(str(e))}") from e
     except (OSError, ValueError) as e:  # unreadable file, YAML that is not a kubeconfig
         raise ClusterError(f"cannot read the kubeconfig {path}: {cut(str(e))}") from e
     namespace = (chosen.get("context") or {}).get("namespace") or "default"
-    return Cluster(api, str(api.configuration.host), str(namespace))
+    return Cluster(api, str(api.configuration.host), str(namespace), request_timeout)
 
 
 def snapshot(kubeconfig: str | None, context: str | None, namespace: str | None,
-             warn: Warn = lambda _: None) -> Obj:
+             warn: Warn = lambda _: None, request_timeout: float | None = DEFAULT_REQUEST_TIMEOUT) -> Obj:
     """Read the cluster into a ``v1 List`` (see :meth:`Cluster.snapshot`; ``namespace=None``: all).
 
     Raises:
         InputError: ``kubeconfig`` does not exist.
         ClusterError: See :func:`connect` and :meth:`Cluster.snapshot`.
     """
-    cluster = connect(kubeconfig, context)
+    cluster = connect(kubeconfig, context, request_timeout)
     try:
         return cluster.snapshot(namespace, warn)
     finally:

@@ -12,9 +12,7 @@ from kubectl_netgen.errors import (
     NotFoundError,
 )
 from kubectl_netgen.kube.client import (
-    PAGE_SIZE,
     POLICY_RESOURCES,
-    TIMEOUT,
     Cluster,
     Obj,
     Resource,
@@ -38,22 +36,14 @@ def list_namespaces(cluster: Cluster, label_selector: str | None = None) -> list
     Raises:
         ClusterError: The request failed (ForbiddenError names ``list`` on ``namespaces``).
     """
-    query: list[tuple[str, Any]] = [("limit", PAGE_SIZE)]
-    if label_selector:
-        query.append(("labelSelector", label_selector))
-    names: list[str] = []
-    while True:
-        try:
-            page = cluster._request(NAMESPACE.path(None), query, NAMESPACE, "list", None)
-        except ForbiddenError as e:
-            raise ForbiddenError(e.message.replace("ask your cluster admin or use --cluster FILE",
-                                                   "ask your cluster admin for it, or name the namespace with -n")
-                                 ) from e
-        names += [str((item.get("metadata") or {}).get("name")) for item in page.get("items") or ()]
-        token = (page.get("metadata") or {}).get("continue")
-        if not token:
-            return sorted(names)
-        query = [q for q in query if q[0] != "continue"] + [("continue", token)]
+    query: list[tuple[str, Any]] = [("labelSelector", label_selector)] if label_selector else []
+    try:
+        items = list(cluster._list(NAMESPACE, None, query))
+    except ForbiddenError as e:
+        raise ForbiddenError(e.message.replace("ask your cluster admin or use --cluster FILE",
+                                               "ask your cluster admin for it, or name the namespace with -n")
+                             ) from e
+    return sorted(str((item.get("metadata") or {}).get("name")) for item in items)
 
 
 def _writable(obj: Obj) -> Resource:
@@ -72,12 +62,12 @@ def _write(cluster: Cluster, method: str, path: str, body: Obj | None, res: Reso
     """Send one write (POST, PUT, DELETE); ``dry_run`` asks the server to check it without persisting it."""
     query: list[tuple[str, Any]] = [("dryRun", "All")] if dry_run else []
     try:
-        with _converted(cluster.server, res, verb, namespace):
+        with _converted(cluster.server, res, verb, namespace, cluster.request_timeout):
             response = cluster.api.call_api(
                 path, method, query_params=query, body=body,
                 header_params={"Accept": "application/json", "Content-Type": "application/json"},
                 auth_settings=["BearerToken"], _preload_content=False, _return_http_data_only=True,
-                _request_timeout=TIMEOUT)
+                _request_timeout=cluster.call_timeout)
             data = response.data
     except ForbiddenError as e:
         raise ForbiddenError(e.message.replace("ask your cluster admin or use --cluster FILE", WRITE_HINT)) from e
@@ -163,7 +153,7 @@ def list_managed(cluster: Cluster, kind: str, namespace: str, label_selector: st
     """
     res = WRITABLE[kind]
     try:
-        page = cluster._request(res.path(namespace), [("labelSelector", label_selector)], res, "list", namespace)
+        items = list(cluster._list(res, namespace, [("labelSelector", label_selector)]))
     except ForbiddenError as e:
         raise ForbiddenError(e.message.replace("ask your cluster admin or use --cluster FILE", WRITE_HINT)) from e
-    return [_typed(res, item) for item in page.get("items") or ()]
+    return [_typed(res, item) for item in items]

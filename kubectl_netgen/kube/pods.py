@@ -16,7 +16,6 @@ from kubectl_netgen.errors import (
     UnsupportedError,
 )
 from kubectl_netgen.kube.client import (
-    TIMEOUT,
     Cluster,
     Obj,
     Resource,
@@ -90,14 +89,14 @@ def _capture_api_error(e: Any, server: str, res: Resource, verb: str, namespace:
 def _patch_request(cluster: Cluster, path: str, body: Obj, res: Resource, namespace: str, pod: str) -> Obj:
     from kubernetes.client.exceptions import ApiException
 
-    with _converted(cluster.server, res, "patch", namespace):
-        try:
+    with _converted(cluster.server, res, "patch", namespace, cluster.request_timeout):
+        try:  # never retried: a PATCH that reached the server may have added the container
             response = cluster.api.call_api(
                 path, "PATCH", body=body,
                 header_params={"Accept": "application/json",
                                "Content-Type": "application/strategic-merge-patch+json"},
                 auth_settings=["BearerToken"], _preload_content=False, _return_http_data_only=True,
-                _request_timeout=TIMEOUT)
+                _request_timeout=cluster.call_timeout)
         except ApiException as e:
             raise _capture_api_error(e, cluster.server, res, "patch", namespace, pod) from e
         data = response.data
@@ -135,10 +134,9 @@ def list_objects(cluster: Cluster, api_version: str, plural: str, namespace: str
     res = Resource(plural, api_version, plural, True)
     query: list[tuple[str, Any]] = [("labelSelector", label_selector)] if label_selector else []
     try:
-        document = cluster._request(res.path(namespace), query, res, "list", namespace)
+        return list(cluster._list(res, namespace, query))
     except ForbiddenError as e:
         raise ForbiddenError(e.message.replace("ask your cluster admin or use --cluster FILE", CAPTURE_HINT)) from e
-    return list(document.get("items") or [])
 
 
 def read_pod(cluster: Cluster, namespace: str, name: str) -> Obj | None:
@@ -180,13 +178,13 @@ def follow_log(cluster: Cluster, namespace: str, pod: str, container: str) -> Lo
     """
     from kubernetes.client.exceptions import ApiException
 
-    with _converted(cluster.server, POD_LOG, "get", namespace):
-        try:
+    with _converted(cluster.server, POD_LOG, "get", namespace, cluster.request_timeout):
+        try:  # long by design: a bounded connect, a read left open
             response = cluster.api.call_api(
                 f"/api/v1/namespaces/{namespace}/pods/{pod}/log", "GET",
                 query_params=[("container", container), ("follow", "true")],
                 header_params={"Accept": "*/*"}, auth_settings=["BearerToken"], _preload_content=False,
-                _return_http_data_only=True, _request_timeout=(TIMEOUT[0], None))
+                _return_http_data_only=True, _request_timeout=cluster.stream_timeout)
         except ApiException as e:
             raise _capture_api_error(e, cluster.server, POD_LOG, "get", namespace, pod) from e
     return LogStream(response)

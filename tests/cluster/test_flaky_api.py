@@ -13,9 +13,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from kubectl_netgen.errors import ExitStatus
 from tests.cluster.apiserver import ApiServer
 from tests.cluster.seed import seed_list
 from tests.cluster.test_apiserver import kubectl, raw
+from tests.conftest import run
 
 
 @pytest.fixture
@@ -107,3 +109,91 @@ def test_hang_reads_and_never_answers(server: ApiServer) -> None:
     started = time.monotonic()
     server.close()  # a hung request does not hold the server up
     assert time.monotonic() - started < 10
+
+
+# ------------------------------------------------------------------------------------- the plugin's side
+
+
+def _pod_lists(server: ApiServer) -> int:
+    return len(_queries(server, "/api/v1/pods"))
+
+
+def test_snapshot_retries_a_throttled_read_and_a_dropped_connection(server: ApiServer, kubeconfig: Path) -> None:
+    server.inject("throttle", "list", "pods", retry_after=1)
+    server.inject("drop", "list", "services")
+    started = time.monotonic()
+    result = run("snapshot", "-A", "--kubeconfig", kubeconfig)
+    assert result.exit_code == 0, result.stderr
+    assert len(json.loads(result.stdout)["items"]) == len(seed_list()["items"])
+    assert time.monotonic() - started >= 1  # Retry-After was honoured
+    assert _pod_lists(server) == 2 and len(_queries(server, "/api/v1/services")) == 2
+
+
+def test_snapshot_gives_up_on_a_throttling_server_after_three_tries(server: ApiServer, kubeconfig: Path) -> None:
+    server.inject("throttle", "list", "pods", times=0, retry_after=1)
+    result = run("snapshot", "-A", "--kubeconfig", kubeconfig)
+    assert result.exit_code == ExitStatus.CLUSTER, result.stderr
+    assert result.stderr == (f"error: the API server at {server.url} is throttling requests (429 Too Many Requests, "
+                             "Retry-After 1s) to list pods, still after 3 tries or more waiting than 10s: try again "
+                             "later\n")
+    assert _pod_lists(server) == 3
+
+
+def test_snapshot_does_not_wait_for_a_long_retry_after(server: ApiServer, kubeconfig: Path) -> None:
+    server.inject("throttle", "list", "pods", times=0, retry_after=60)
+    started = time.monotonic()
+    result = run("snapshot", "-A", "--kubeconfig", kubeconfig)
+    assert time.monotonic() - started < 5
+    assert result.exit_code == ExitStatus.CLUSTER and "Retry-After 60s" in result.stderr
+    assert _pod_lists(server) == 1
+
+
+def test_snapshot_gives_up_on_dropped_connections_after_three_tries(server: ApiServer, kubeconfig: Path) -> None:
+    server.inject("drop", "list", "pods", times=0)
+    result = run("snapshot", "-A", "--kubeconfig", kubeconfig)
+    assert result.exit_code == ExitStatus.CLUSTER
+    assert result.stderr.startswith(f"error: cannot reach the API server at {server.url}: ")
+    assert len(result.stderr.splitlines()) == 1
+    assert _pod_lists(server) == 3
+
+
+def test_a_write_is_not_sent_twice_after_a_dropped_connection(server: ApiServer, kubeconfig: Path) -> None:
+    from kubectl_netgen import kube
+
+    server.inject("drop", "delete", "networkpolicies")
+    server.put_object({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                       "metadata": {"name": "p", "namespace": "shop"}, "spec": {"podSelector": {}}})
+    cluster = kube.connect(str(kubeconfig), None)
+    try:
+        with pytest.raises(Exception, match="cannot reach the API server"):
+            kube.delete_object(cluster, {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                                         "metadata": {"name": "p", "namespace": "shop"}})
+    finally:
+        cluster.close()
+    assert [m for m, p in server.requests if m == "DELETE"] == ["DELETE"]
+
+
+def test_a_server_that_never_answers_is_given_up_on(server: ApiServer, kubeconfig: Path) -> None:
+    from kubectl_netgen import app
+    from kubectl_netgen.errors import ClusterError
+
+    server.inject("hang", times=0)
+    started = time.monotonic()
+    with pytest.raises(ClusterError) as e:
+        app.snapshot(kubeconfig=str(kubeconfig), context=None, namespace=None, all_namespaces=True,
+                     warn=lambda _: None, request_timeout=1.0)
+    assert time.monotonic() - started < 5
+    assert e.value.message == (f"the API server at {server.url} did not answer list namespaces within 1s: pass "
+                               "--request-timeout to wait longer (0: no limit)")
+    assert len(server.requests) == 1  # a timeout is not retried: the server is not answering
+
+
+def test_snapshot_gives_up_on_a_hung_server_after_the_default_30s(server: ApiServer, kubeconfig: Path) -> None:
+    server.inject("hang", times=0)
+    started = time.monotonic()
+    result = run("snapshot", "-A", "--kubeconfig", kubeconfig)
+    took = time.monotonic() - started
+    assert 29 < took < 40
+    assert result.exit_code == ExitStatus.CLUSTER
+    assert result.stderr == (f"error: the API server at {server.url} did not answer list namespaces within 30s: "
+                             "pass --request-timeout to wait longer (0: no limit)\n")
