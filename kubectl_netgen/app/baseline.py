@@ -63,7 +63,7 @@ def baseline(*, namespace: str | None, selector: str | None, live: LiveCluster, 
     else:
         from kubectl_netgen import kube
 
-        cluster = kube.connect(live.kubeconfig, live.context)
+        cluster = live.connect()
         try:
             names = kube.list_namespaces(cluster, selector)
         finally:

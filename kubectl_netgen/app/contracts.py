@@ -147,7 +147,7 @@ def apply_manifests(objects: Sequence[dict[str, Any]], *, live: LiveCluster, dry
                 for o in objects]
     from kubectl_netgen import kube
 
-    cluster = kube.connect(live.kubeconfig, live.context)
+    cluster = live.connect()
     try:
         return [Change(_resource(o), o["metadata"]["namespace"], o["metadata"]["name"],
                        kube.apply_object(cluster, o, dry_run is DryRun.SERVER), dry_run) for o in objects]
@@ -169,7 +169,7 @@ def cleanup_contracts(namespaces: Sequence[str], *, live: LiveCluster, dry_run: 
     """
     from kubectl_netgen import kube
 
-    cluster = kube.connect(live.kubeconfig, live.context)
+    cluster = live.connect()
     changes = []
     try:
         for namespace in sorted(set(namespaces)):

@@ -197,9 +197,7 @@ def read_policies(sources: Sequence[str], *, stdin: BinaryIO | None, live: LiveC
                          "'kubectl netgen generate'), --live-policies, or both")
     documents = manifests.read(sources, stdin)
     if live_policies:
-        from kubectl_netgen import kube
-
-        cluster = kube.connect(None if live is None else live.kubeconfig, None if live is None else live.context)
+        cluster = (live or LiveCluster()).connect()
         try:
             documents += cluster.policies(warn)
         finally:

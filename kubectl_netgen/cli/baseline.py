@@ -7,7 +7,16 @@ from typing import Annotated, Optional
 import click
 import typer
 
-from kubectl_netgen.cli.base import ContextOpt, KubeconfigOpt, ManifestFormat, _env, app
+from kubectl_netgen.cli.base import (
+    DEFAULT_REQUEST_TIMEOUT,
+    ContextOpt,
+    KubeconfigOpt,
+    ManifestFormat,
+    RequestTimeoutOpt,
+    _env,
+    _live,
+    app,
+)
 from kubectl_netgen.cli.policies import PolicyMode
 
 
@@ -38,6 +47,7 @@ def baseline(
         "-o", "--output", help="yaml: multi-document YAML; json: a v1 List.")] = ManifestFormat.YAML,
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
+    request_timeout: RequestTimeoutOpt = DEFAULT_REQUEST_TIMEOUT,
 ) -> None:
     """Print a safe starting point for namespaces: default deny, DNS allowed, optional guards.
 
@@ -60,7 +70,7 @@ def baseline(
         env.stdout.write(render.policies_json([policy]) if output is ManifestFormat.JSON
                          else render.manifests_yaml([policy]))
         return
-    result = usecases.baseline(namespace=namespace, selector=selector, live=usecases.LiveCluster(kubeconfig, context),
+    result = usecases.baseline(namespace=namespace, selector=selector, live=_live(kubeconfig, context, request_timeout),
                                exclude=exclude or (), options=options)
     env.stdout.write(render.policies_json(result.policies) if output is ManifestFormat.JSON
                      else render.manifests_yaml(result.policies))

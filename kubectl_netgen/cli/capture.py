@@ -9,9 +9,12 @@ import click
 import typer
 
 from kubectl_netgen.cli.base import (
+    DEFAULT_REQUEST_TIMEOUT,
     ContextOpt,
     KubeconfigOpt,
+    RequestTimeoutOpt,
     _env,
+    _live,
     _reverse,
     app,
 )
@@ -96,6 +99,7 @@ def capture(
         "--generate", help="Then print the NetworkPolicies for the capture (as generate DIR does).")] = False,
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
+    request_timeout: RequestTimeoutOpt = DEFAULT_REQUEST_TIMEOUT,
 ) -> int:
     """Capture the traffic of the pods behind the targets into a capture directory, restarting nothing.
 
@@ -119,7 +123,7 @@ def capture(
     request = usecases.CaptureRequest(
         targets=tuple(targets or ()), settings=settings, namespace=namespace, all_namespaces=all_namespaces,
         selector=selector, output=Path(output) if output else None, max_pods=max_pods, parallel=parallel,
-        start_timeout=start_seconds, live=usecases.LiveCluster(kubeconfig, context))
+        start_timeout=start_seconds, live=_live(kubeconfig, context, request_timeout))
     if dry_run is DryRun.CLIENT:
         planned = usecases.preview(request, env.warn)
         env.stdout.write(render.manifests_yaml(render.preview_manifests(planned)))

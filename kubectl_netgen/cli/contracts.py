@@ -8,7 +8,17 @@ from typing import Annotated
 import click
 import typer
 
-from kubectl_netgen.cli.base import ContextOpt, KubeconfigOpt, ManifestFormat, _binary_stdin, _env, app
+from kubectl_netgen.cli.base import (
+    DEFAULT_REQUEST_TIMEOUT,
+    ContextOpt,
+    KubeconfigOpt,
+    ManifestFormat,
+    RequestTimeoutOpt,
+    _binary_stdin,
+    _env,
+    _live,
+    app,
+)
 
 
 class DryRunOpt(str, enum.Enum):
@@ -47,6 +57,7 @@ def contracts(
         "namespaces; prints nothing on stdout.")] = False,
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
+    request_timeout: RequestTimeoutOpt = DEFAULT_REQUEST_TIMEOUT,
 ) -> None:
     """Print NetworkPolicies for group contracts: consumers reach providers on the contract's ports.
 
@@ -66,7 +77,7 @@ def contracts(
     env = _env(ctx)
     plan = usecases.read_contracts(file, label_key=label_key, symmetric=symmetric, stdin=_binary_stdin(env),
                                    warn=env.warn)
-    live = usecases.LiveCluster(kubeconfig, context)
+    live = _live(kubeconfig, context, request_timeout)
     mode = usecases.DryRun(dry_run.value)
     if cleanup:
         changes = usecases.cleanup_contracts(plan.contracts.namespaces, live=live, dry_run=mode)

@@ -8,15 +8,18 @@ import click
 import typer
 
 from kubectl_netgen.cli.base import (
+    DEFAULT_REQUEST_TIMEOUT,
     ContextOpt,
     KubeconfigOpt,
     OutputFormat,
     OutputOpt,
     PcapsArg,
+    RequestTimeoutOpt,
     StrictOpt,
     _binary_stdin,
     _env,
     _format,
+    _request_timeout,
     app,
 )
 
@@ -70,6 +73,7 @@ def snapshot(
     all_namespaces: Annotated[bool, typer.Option("-A", "--all-namespaces", help="Read every namespace.")] = False,
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
+    request_timeout: RequestTimeoutOpt = DEFAULT_REQUEST_TIMEOUT,
 ) -> None:
     """Print the cluster objects netgen uses as one JSON v1 List (save it for --cluster FILE).
 
@@ -84,6 +88,7 @@ def snapshot(
 
     env = _env(ctx)
     result = usecases.snapshot(kubeconfig=kubeconfig, context=context, namespace=namespace,
-                               all_namespaces=all_namespaces, warn=env.warn)
+                               all_namespaces=all_namespaces, warn=env.warn,
+                               request_timeout=_request_timeout(request_timeout))
     env.stdout.write(render.dump_json(result.document))
     env.info(render.snapshot_summary(result))

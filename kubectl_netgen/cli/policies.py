@@ -9,6 +9,7 @@ import click
 import typer
 
 from kubectl_netgen.cli.base import (
+    DEFAULT_REQUEST_TIMEOUT,
     ClusterOpt,
     ContextOpt,
     DnsServerOpt,
@@ -18,11 +19,13 @@ from kubectl_netgen.cli.base import (
     OutputFormat,
     OutputOpt,
     PodOpt,
+    RequestTimeoutOpt,
     SourcesArg,
     StrictOpt,
     _binary_stdin,
     _env,
     _format,
+    _live,
     _reverse,
     app,
 )
@@ -61,6 +64,7 @@ def generate(
     strict: StrictOpt = False,
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
+    request_timeout: RequestTimeoutOpt = DEFAULT_REQUEST_TIMEOUT,
     self_check: Annotated[Optional[bool], typer.Option(  # noqa: UP045 - typer needs Optional on Python 3.10
         "--self-check/--no-self-check", help="Check with the policy engine that the policies allow every "
         "observed flow before printing them (default: up to 200,000 allowances).", show_default=False)] = None,
@@ -91,7 +95,7 @@ def generate(
     except InputError as e:
         raise click.BadParameter(e.message, ctx=ctx, param_hint="'--exclude'") from e
     result = usecases.generate(
-        sources, pods=pod or (), cluster=cluster, live=usecases.LiveCluster(kubeconfig, context),
+        sources, pods=pod or (), cluster=cluster, live=_live(kubeconfig, context, request_timeout),
         mode=Mode(mode.value), dns_rule=not no_dns_rule,
         port_ranges=port_ranges, reverse=_reverse(no_reverse_dns, dns_server), stdin=_binary_stdin(env),
         strict=strict, self_check=self_check, scope=scope,
@@ -115,6 +119,7 @@ def neighbors(
     strict: StrictOpt = False,
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
+    request_timeout: RequestTimeoutOpt = DEFAULT_REQUEST_TIMEOUT,
 ) -> None:
     """Show who each captured workload talks to and who talks to it: peers, ports, protocols, DNS names.
 
@@ -125,7 +130,7 @@ def neighbors(
     from kubectl_netgen import render
 
     env = _env(ctx)
-    live = usecases.LiveCluster(kubeconfig, context)
+    live = _live(kubeconfig, context, request_timeout)
     result = usecases.neighbors(sources, pods=pod or (), cluster=cluster, live=live,
                                 reverse=_reverse(no_reverse_dns, dns_server), stdin=_binary_stdin(env), strict=strict,
                                 warn=env.warn)

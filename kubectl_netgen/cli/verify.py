@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from kubectl_netgen.cli.base import (
+    DEFAULT_REQUEST_TIMEOUT,
     ClusterOpt,
     ContextOpt,
     KubeconfigOpt,
@@ -14,11 +15,13 @@ from kubectl_netgen.cli.base import (
     OutputOpt,
     PodOpt,
     PoliciesOpt,
+    RequestTimeoutOpt,
     SourcesArg,
     StrictOpt,
     _binary_stdin,
     _env,
     _format,
+    _live,
     app,
 )
 from kubectl_netgen.errors import ExitStatus
@@ -41,6 +44,7 @@ def verify(
     strict: StrictOpt = False,
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
+    request_timeout: RequestTimeoutOpt = DEFAULT_REQUEST_TIMEOUT,
 ) -> int:
     """Judge every captured flow against policies: allowed or denied, and by which policy rule.
 
@@ -52,7 +56,7 @@ def verify(
 
     env = _env(ctx)
     result = usecases.verify(sources, policies=policies or (), live_policies=live_policies, pods=pod or (),
-                             cluster=cluster, live=usecases.LiveCluster(kubeconfig, context),
+                             cluster=cluster, live=_live(kubeconfig, context, request_timeout),
                              stdin=_binary_stdin(env), strict=strict, what_if=what_if, warn=env.warn)
     if _format(env, output) is OutputFormat.JSON:
         env.stdout.write(render.verify_json(result))
@@ -72,6 +76,7 @@ def explain(
         "--live-policies", help="Explain the policies applied in the cluster too.")] = False,
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
+    request_timeout: RequestTimeoutOpt = DEFAULT_REQUEST_TIMEOUT,
 ) -> None:
     """Say in plain words, per policy, who may talk to whom on which ports.
 
@@ -82,6 +87,6 @@ def explain(
 
     env = _env(ctx)
     result = usecases.read_policies(policies or (), stdin=_binary_stdin(env),
-                                    live=usecases.LiveCluster(kubeconfig, context), live_policies=live_policies,
+                                    live=_live(kubeconfig, context, request_timeout), live_policies=live_policies,
                                     warn=env.warn)
     env.stdout.write(render.explain_text(result))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from kubectl_netgen.errors import ClusterError, NotFoundError
-from kubectl_netgen.kube.client import TIMEOUT, Cluster, Resource, _converted
+from kubectl_netgen.kube.client import Cluster, Resource, _converted
 
 _REVIEWS = Resource("SelfSubjectAccessReview", "authorization.k8s.io/v1", "selfsubjectaccessreviews", False)
 
@@ -63,12 +63,12 @@ def missing_permissions(cluster: Cluster, wanted: Sequence[Permission]) -> list[
         body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
                 "spec": {"resourceAttributes": attributes}}
         try:
-            with _converted(cluster.server, _REVIEWS, "create", None):
+            with _converted(cluster.server, _REVIEWS, "create", None, cluster.request_timeout):
                 response = cluster.api.call_api(
                     f"/apis/{_REVIEWS.api_version}/{_REVIEWS.plural}", "POST", body=body,
                     header_params={"Accept": "application/json", "Content-Type": "application/json"},
                     auth_settings=["BearerToken"], _preload_content=False, _return_http_data_only=True,
-                    _request_timeout=TIMEOUT)
+                    _request_timeout=cluster.call_timeout)
                 answer = json.loads(response.data)
         except NotFoundError:
             return None

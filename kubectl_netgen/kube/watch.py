@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kubectl_netgen.errors import ClusterError
-from kubectl_netgen.kube.client import TIMEOUT, Cluster, Obj, Resource, _converted
+from kubectl_netgen.kube.client import Cluster, Obj, Resource, _converted
 
 PODS = Resource("Pod", "v1", "pods", True)
 WATCH_SECONDS = 60
@@ -76,11 +76,11 @@ class PodWatch:
             query = [("limit", 500), ("continue", meta["continue"])]
 
     def _get(self, path: str, query: list[tuple[str, Any]]) -> Obj:
-        with _converted(self.cluster.server, PODS, "list", self.namespace):
+        with _converted(self.cluster.server, PODS, "list", self.namespace, self.cluster.request_timeout):
             response = self.cluster.api.call_api(
                 path, "GET", query_params=query, header_params={"Accept": "application/json"},
                 auth_settings=["BearerToken"], _preload_content=False, _return_http_data_only=True,
-                _request_timeout=TIMEOUT)
+                _request_timeout=self.cluster.call_timeout)
             document = json.loads(response.data)
         if not isinstance(document, dict):
             raise ClusterError(f"the API server at {self.cluster.server} answered a pod list with JSON that is "
@@ -109,11 +109,11 @@ class PodWatch:
                                         ("allowWatchBookmarks", "true")]
         if self._version:
             query.append(("resourceVersion", self._version))
-        with _converted(self.cluster.server, PODS, "watch", self.namespace):
+        with _converted(self.cluster.server, PODS, "watch", self.namespace, self.cluster.request_timeout):
             response = self.cluster.api.call_api(
                 PODS.path(self.namespace), "GET", query_params=query, header_params={"Accept": "application/json"},
                 auth_settings=["BearerToken"], _preload_content=False, _return_http_data_only=True,
-                _request_timeout=(TIMEOUT[0], WATCH_SECONDS + 10))
+                _request_timeout=(self.cluster.request_timeout, WATCH_SECONDS + 10))
         with self._lock:
             self._response = response
         if self._stop.is_set():

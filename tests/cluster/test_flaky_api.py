@@ -188,12 +188,20 @@ def test_a_server_that_never_answers_is_given_up_on(server: ApiServer, kubeconfi
     assert len(server.requests) == 1  # a timeout is not retried: the server is not answering
 
 
-def test_snapshot_gives_up_on_a_hung_server_after_the_default_30s(server: ApiServer, kubeconfig: Path) -> None:
+@pytest.mark.parametrize("command", [("snapshot", "-A"), ("capture", "deploy/web", "-n", "shop", "-o", "unused"),
+                                     ("baseline", "-A"), ("verify", "--live-policies", "unused.pcap")])
+def test_every_command_gives_up_after_its_request_timeout(server: ApiServer, kubeconfig: Path, tmp_path: Path,
+                                                          command: tuple[str, ...]) -> None:
+    """--request-timeout (kubectl's flag) on every command that reads the cluster: one line, fast."""
     server.inject("hang", times=0)
+    (tmp_path / "unused.pcap").write_bytes(b"")
     started = time.monotonic()
-    result = run("snapshot", "-A", "--kubeconfig", kubeconfig)
-    took = time.monotonic() - started
-    assert 29 < took < 40
-    assert result.exit_code == ExitStatus.CLUSTER
-    assert result.stderr == (f"error: the API server at {server.url} did not answer list namespaces within 30s: "
-                             "pass --request-timeout to wait longer (0: no limit)\n")
+    result = run(*(str(tmp_path / a) if a.startswith("unused") else a for a in command),
+                 "--kubeconfig", kubeconfig, "--request-timeout", "1s")
+    assert time.monotonic() - started < 10
+    assert result.exit_code == ExitStatus.CLUSTER, result.stderr
+    assert result.stderr.startswith(f"error: the API server at {server.url} did not answer ")
+    assert result.stderr.endswith(" within 1s: pass --request-timeout to wait longer (0: no limit)\n")
+    assert result.stderr.count("\n") == 1
+    assert not (tmp_path / "unused").exists()
+

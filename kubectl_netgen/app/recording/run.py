@@ -135,12 +135,11 @@ def capture(request: CaptureRequest, progress: CaptureProgress, warn: Warn) -> C
         ClusterError: The cluster cannot be used, a target is missing (NotFoundError), or a permission the
             capture needs is missing (ForbiddenError names every one). Failures of single pods are outcomes.
     """
-    from kubectl_netgen import kube
     from kubectl_netgen.kube.access import bounded
 
     _check(request)
     directory = request.output or default_directory()
-    cluster = kube.connect(request.live.kubeconfig, request.live.context)
+    cluster = request.live.connect()
     try:
         namespace = None if request.all_namespaces else (request.namespace or cluster.namespace)
         check_access(cluster, namespace, warn)
@@ -186,10 +185,8 @@ def preview(request: CaptureRequest, warn: Warn) -> CapturePreview:
         InputError: Bad targets or options.
         ClusterError: As :func:`capture` (the permission check included).
     """
-    from kubectl_netgen import kube
-
     _check(request)
-    cluster = kube.connect(request.live.kubeconfig, request.live.context)
+    cluster = request.live.connect()
     try:
         namespace = None if request.all_namespaces else (request.namespace or cluster.namespace)
         check_access(cluster, namespace, warn)
