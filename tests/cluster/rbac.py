@@ -1,32 +1,22 @@
 """The test cluster's namespace-scoped user: the Role a capture in one namespace needs, in one place.
 
-:data:`SHOP_EDITOR_RULES` is what ``kubectl netgen rbac -n NS`` is to print (compare them there); until
-that command exists the test cluster defines the Role from this list. :func:`namespace_user` stores the
-Role and a RoleBinding for a new user and returns the user's token.
+:data:`SHOP_EDITOR_RULES` are the rules ``kubectl netgen rbac -n shop`` prints (taken from the plugin itself).
+:func:`namespace_user` stores the Role and a RoleBinding for a new user and returns the user's token.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from kubectl_netgen.app import rbac_manifests
 from tests.cluster.apiserver import ApiServer
 
 RBAC_API = "rbac.authorization.k8s.io/v1"
 SHOP_EDITOR = "shop-editor"
 
-SHOP_EDITOR_RULES: list[dict[str, Any]] = [
-    {"apiGroups": [""], "resources": ["pods", "services", "endpoints"], "verbs": ["get", "list", "watch"]},
-    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]},
-    {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["get", "list", "watch"]},
-    {"apiGroups": ["apps"], "resources": ["replicasets", "deployments", "statefulsets", "daemonsets"],
-     "verbs": ["get", "list", "watch"]},
-    {"apiGroups": ["batch"], "resources": ["jobs", "cronjobs"], "verbs": ["get", "list", "watch"]},
-    {"apiGroups": [""], "resources": ["pods/ephemeralcontainers"], "verbs": ["get", "patch", "update"]},
-    {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
-    {"apiGroups": ["authorization.k8s.io"], "resources": ["selfsubjectaccessreviews"], "verbs": ["create"]},
-]
-"""The Role a user needs to capture and generate in one namespace (``namespaces`` get: its own Namespace;
-a Role cannot grant a cluster-scoped object, so that rule is inert there, as it is on a real cluster)."""
+SHOP_EDITOR_RULES: list[dict[str, Any]] = rbac_manifests("shop")[0]["rules"]
+"""The rules of the Role ``kubectl netgen rbac -n shop`` prints: the test cluster's namespace user has exactly
+what the plugin says a capture in one namespace needs, no more (so a capture that needs more fails here)."""
 
 
 def role(namespace: str, name: str = SHOP_EDITOR, rules: list[dict[str, Any]] | None = None) -> dict[str, Any]:
