@@ -85,7 +85,9 @@ def capture(
     max_pods: Annotated[Optional[int], typer.Option(  # noqa: UP045
         "--max-pods", help="Capture at most N pods of each target (ready pods first; default: all).",
         metavar="N")] = None,
-    parallel: Annotated[int, typer.Option("--parallel", help="Pods captured at the same time.", metavar="N")] = 8,
+    parallel: Annotated[int, typer.Option(
+        "--parallel", help="API requests in flight at a time (every pod captures over the same window).",
+        metavar="N")] = 8,
     start_timeout: Annotated[str, typer.Option(
         "--start-timeout", help="Give up on a pod whose capture container has not started by then "
         "(e.g. the image cannot be pulled).", metavar="DURATION")] = "60s",
