@@ -3,8 +3,10 @@
 The container shares the pod's network namespace and runs :data:`SCRIPT` with ``sh``: it copies the pod's
 socket tables, runs tcpdump under ``timeout`` (so it always ends by itself, even if the plugin is gone),
 and writes everything to stdout as framed base64 lines (see :mod:`.stream`), which travel back through the
-container log. Two tcpdumps run side by side: one keeps only headers (:data:`HEADER_SNAPLEN`) of the
-packets policy generation needs, the other keeps every DNS packet in full.
+container log. Several tcpdumps run side by side (:attr:`Settings.streams`), each with the snap length its
+packets need: TCP and SCTP openings keep their headers (:data:`HEADER_SNAPLEN`), UDP and ICMP datagrams end
+at the UDP or ICMP header (:data:`UDP4_SNAPLEN`, :data:`UDP6_SNAPLEN`: no payload byte is kept), and DNS is
+kept in full, since names are what policies are written with.
 """
 
 from __future__ import annotations
@@ -18,24 +20,42 @@ from kubectl_netgen.errors import InputError
 
 DEFAULT_IMAGE = ("docker.io/nicolaka/netshoot:v0.13"
                  "@sha256:a20c2531bf35436ed3766cd6cfe89d352b050ccc4d7005ce6400adf97503da1b")
-"""netshoot (Alpine with tcpdump, busybox sh, timeout, base64, dd), pinned by tag and digest."""
+"""netshoot (Alpine with tcpdump and a busybox userland), pinned by tag and digest; the container needs only
+``sh``, ``timeout``, ``sleep``, ``renice``, ``dd``, ``base64``, ``awk`` and ``tcpdump``."""
 
+SLL2_HEADER = 20
+"""Linux cooked header v2: what tcpdump on ``any`` puts before each packet."""
 HEADER_SNAPLEN = 128
-"""Bytes kept of each non-DNS packet: Linux cooked header v2 (20) + IPv6 (40) + the longest TCP header (60),
-rounded up; ICMP errors keep the headers they quote."""
+"""Bytes kept of each TCP/SCTP opening: SLL2 (20) + IPv6 (40) + the longest TCP header (60), rounded up."""
+UDP4_SNAPLEN = SLL2_HEADER + 20 + 8
+"""Bytes kept of an IPv4 UDP or ICMP datagram: SLL2 + IPv4 without options + the UDP (or ICMP) header. A
+datagram with IPv4 options keeps its addresses but loses its ports; never a byte of its payload."""
+UDP6_SNAPLEN = SLL2_HEADER + 40 + 8
+"""Bytes kept of an IPv6 UDP or ICMPv6 datagram: SLL2 + IPv6 + the UDP (or ICMPv6) header."""
 FULL_SNAPLEN = 262144
 """tcpdump's maximum: whole packets (DNS, ``--full``)."""
-CHUNK_BYTES = 2040
-"""Capture bytes per log line: one ``dd`` read, base64-encoded to 2,720 characters, so each line is one
-``write`` below PIPE_BUF (4096) and lines of the two tcpdumps never mix."""
+READ_BYTES = 61200
+"""Capture bytes the container reads at once (a multiple of 3, so each read encodes to whole base64)."""
+LINE_CHARS = 2720
+"""Base64 characters per log line (2,040 capture bytes): with its channel letter each line is one ``write``
+below PIPE_BUF (4096), so lines of the tcpdumps never mix."""
+IDLE_SECONDS = 2
+"""After a read that did not fill :data:`READ_BYTES` the container waits this long, so a busy pod's packets
+are encoded a pipe full at a time (a few processes a second, not per packet) and a quiet pod's arrive within
+about two seconds; a channel without packets blocks in ``read`` and costs nothing."""
 STREAM_VERSION = "1"
 
 _SYN = "(ip and tcp[tcpflags] & tcp-syn != 0) or (ip6 and ip6[6] = 6 and ip6[53] & 2 != 0)"
 _SCTP_INIT = ("(ip and sctp and (sctp[12] = 1 or sctp[12] = 2)) "
               "or (ip6 and ip6[6] = 132 and (ip6[52] = 1 or ip6[52] = 2))")
-HEADERS_FILTER = f"(({_SYN}) or udp or ({_SCTP_INIT}) or icmp or icmp6) and not port 53"
-"""TCP with SYN set (openings and their answers), UDP, SCTP INIT/INIT ACK, ICMP; DNS goes to the other
-tcpdump. IPv6 is matched by offsets (libpcap's ``tcp[]`` reads IPv4 only), assuming no extension header."""
+HEADERS_FILTER = f"(({_SYN}) or ({_SCTP_INIT})) and not port 53"
+"""TCP with SYN set (openings and their answers) and SCTP INIT/INIT ACK; DNS goes to its own tcpdump. IPv6
+is matched by offsets (libpcap's ``tcp[]`` reads IPv4 only), assuming no extension header."""
+UDP4_FILTER = "ip and (udp or icmp) and not port 53"
+"""IPv4 UDP (but DNS) and ICMP, cut at :data:`UDP4_SNAPLEN`: an ICMP error keeps none of the datagram it
+quotes."""
+UDP6_FILTER = "ip6 and (udp or icmp6) and not port 53"
+"""IPv6 UDP (but DNS) and ICMPv6, cut at :data:`UDP6_SNAPLEN`."""
 DNS_FILTER = "port 53"
 """Every DNS packet, UDP and TCP, in full."""
 
@@ -75,6 +95,8 @@ class Settings:
         if self.full:
             return {"H": (self.user_filter or "", FULL_SNAPLEN)}
         return {"H": (_and(HEADERS_FILTER, self.user_filter), HEADER_SNAPLEN),
+                "U": (_and(UDP4_FILTER, self.user_filter), UDP4_SNAPLEN),
+                "V": (_and(UDP6_FILTER, self.user_filter), UDP6_SNAPLEN),
                 "D": (_and(DNS_FILTER, self.user_filter), FULL_SNAPLEN)}
 
 
@@ -143,19 +165,18 @@ echo "NETGEN $v begin"
 tables() {
   for t in tcp tcp6 udp udp6; do
     [ -r /proc/net/$t ] || continue
-    echo "S $1 $t -"
-    base64 < /proc/net/$t | while IFS= read -r l; do echo "S $1 $t $l"; done
+    echo "= $t"
+    base64 -w %(line)d < /proc/net/$t
+  done | awk -v m="$1" '$1 == "=" { t = $2; print "S " m " " t " -"; next } { print "S " m " " t " " $0 }'
+}
+reads() {
+  while c=$(dd bs=%(read)d count=1 2>/dev/null | base64 -w %(line)d) && [ -n "$c" ]; do
+    printf '%%s\n' "$c"
+    [ ${#c} -ge %(full)d ] || sleep %(idle)d
   done
 }
 pump() {
-  n=0
-  while :; do
-    c=$(dd bs=%(chunk)d count=1 2>/dev/null | base64 | tr -d '\n')
-    [ -n "$c" ] || break
-    n=$((n + ${#c}))
-    echo "$1 $c"
-  done
-  echo "$1 . $n"
+  reads | awk -v c="$1" '{ printf "%%s %%s\n", c, $0; fflush(); n += length($0) } END { printf "%%s . %%d\n", c, n }'
 }
 tables start
 while [ $# -ge 3 ]; do
@@ -165,12 +186,18 @@ done
 wait
 tables end
 echo "NETGEN $v end"
-""" % {"chunk": CHUNK_BYTES, "nice": NICENESS, "buffer": BUFFER_KIB, "attach": ATTACH_SECONDS}  # noqa: UP031 - the shell's own ${...} and $(...) make f-strings and format() awkward
+""" % {"read": READ_BYTES, "line": LINE_CHARS, "full": READ_BYTES // 3 * 4, "idle": IDLE_SECONDS,  # noqa: UP031 - the shell's own ${...} and $(...) make f-strings and format() awkward
+       "nice": NICENESS, "buffer": BUFFER_KIB, "attach": ATTACH_SECONDS}
 """The container's program (``sh -c SCRIPT netgen VERSION SECONDS [CHANNEL SNAPLEN FILTER]...``).
 
-Only POSIX sh, ``timeout``, ``tcpdump``, ``dd``, ``base64`` and ``tr`` (busybox has them all). tcpdump runs
-with ``-p`` (not promiscuous) on ``any`` and writes each packet at once (``-U``); ``dd`` reads whatever one
-``read`` returns so data leaves the container as it is captured rather than when a buffer fills."""
+Only POSIX sh and busybox applets (``timeout``, ``sleep``, ``renice``, ``dd``, ``base64``, ``awk``) beside
+``tcpdump``. tcpdump runs with ``-p`` (not promiscuous) on ``any`` and writes each packet at once (``-U``).
+Per channel one ``awk`` lives as long as its tcpdump: it prefixes each base64 line with the channel letter,
+writes it with one ``write`` (``fflush``) and counts the characters for the end line. What it frames comes
+from a loop that reads whatever tcpdump wrote (one ``dd`` read, up to :data:`READ_BYTES`) and encodes it
+with one ``base64``; the loop waits :data:`IDLE_SECONDS` after a short read, so it forks a few processes a
+second on a busy pod instead of three per packet (1.1 CPU seconds for 3,000 connections before; see
+``bench/capture_bench.py``), and a read that found nothing blocks."""
 
 
 def container_command(settings: Settings) -> list[str]:

@@ -4,8 +4,10 @@ What the container (:data:`~.plan.SCRIPT`) writes, one line each, on stdout::
 
     NETGEN 1 begin
     S start tcp -                 a socket table follows (present even when empty)
-    S start tcp <base64>          its text, 76 characters of base64 a line
-    H <base64>                    bytes of the headers capture (one ``read`` of tcpdump's output a line)
+    S start tcp <base64>          its text, up to 2,720 characters of base64 a line
+    H <base64>                    bytes of the headers capture (TCP/SCTP openings), whole base64 quads
+    U <base64>                    bytes of the IPv4 datagram capture (UDP and ICMP, cut at their header)
+    V <base64>                    bytes of the IPv6 datagram capture
     D <base64>                    bytes of the DNS capture
     H . 123456                    channel H ended; 123456 base64 characters were sent in all
     S end tcp …
@@ -41,6 +43,10 @@ MAX_RECORD = 16 * 1024 * 1024
 """A record longer than this is corruption, not a packet."""
 TIMEOUT_EXIT = 124
 """``timeout``'s exit status when the duration ran out: the normal end of a capture."""
+
+CHANNEL_NAMES = {"H": "packet capture", "U": "IPv4 datagram capture", "V": "IPv6 datagram capture",
+                 "D": "DNS capture"}
+"""What each channel of :attr:`kubectl_netgen.capturing.plan.Settings.streams` carries, in words."""
 
 _DROPPED = re.compile(rb"(\d+) packets? dropped by kernel")
 
@@ -236,7 +242,7 @@ class StreamDecoder:
         found = []
         for name in sorted(self.channels):
             c = self.channels[name]
-            what = {"H": "packet capture", "D": "DNS capture"}.get(name, f"capture {name}")
+            what = CHANNEL_NAMES.get(name, f"capture {name}")
             if c.exit_code not in (None, 0, TIMEOUT_EXIT):
                 found.append(f"tcpdump ({what}) exited with status {c.exit_code}")
             if c.tracker.error:

@@ -84,15 +84,66 @@ def test_the_capture_command_records_udp_tcp_and_dns(tmp_path: Path) -> None:
     decoder.feed("".join(f"{line}\n" for line in [*capture.lines, *capture.errors]).encode())
     decoder.finish()
     assert decoder.problems() == [], decoder.messages
-    assert set(pcaps) == set(settings.streams) == {"H", "D"}
+    assert set(pcaps) == set(settings.streams) == {"H", "U", "V", "D"}
     for channel, data in pcaps.items():
         (tmp_path / f"{channel}.pcap").write_bytes(bytes(data))
 
-    headers = _keys(_flows(tmp_path / "H.pcap"))
-    assert ("UDP", POD, EXTERNAL, 5000) in headers, f"the headers capture lost the UDP request: {headers}"
-    assert ("TCP", POD, PEER, 8080) in headers, f"the headers capture lost the TCP connection: {headers}"
+    headers = _keys(_flows(tmp_path / "H.pcap")) | _keys(_flows(tmp_path / "U.pcap"))
+    assert ("UDP", POD, EXTERNAL, 5000) in headers, f"the headers captures lost the UDP request: {headers}"
+    assert ("TCP", POD, PEER, 8080) in headers, f"the headers captures lost the TCP connection: {headers}"
     assert not {k for k in headers if k[3] == 53}, f"DNS belongs to the other capture: {headers}"
 
     dns = _keys(_flows(tmp_path / "D.pcap"))
     assert dns == {("UDP", POD, PEER, 53)}, f"the DNS capture holds: {dns}"
     assert netlab.labs_namespaces() == [], "the lab left namespaces behind"
+
+
+SECRET = b"password=hunter2"
+_SEND_SECRET = r"""
+import socket, sys
+host, port, closed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+family = socket.AF_INET6 if ":" in host else socket.AF_INET
+payload = b"GET password=hunter2 " * 4
+with socket.socket(family, socket.SOCK_DGRAM) as s:
+    s.settimeout(2)
+    s.sendto(payload, (host, port))
+    print("got", len(s.recvfrom(4096)[0]))
+    s.sendto(payload, (host, closed))  # no one listens: the peer answers ICMP port unreachable, quoting it
+    try:
+        s.recvfrom(4096)
+    except (ConnectionRefusedError, socket.timeout):
+        print("refused")
+"""
+
+
+def test_no_byte_of_a_datagram_payload_is_kept(tmp_path: Path) -> None:
+    """A datagram with a secret (and the ICMP error that quotes it) leaves no byte of it in any pcap or in
+    the log stream, over IPv4 and IPv6, while its flow is still decoded from the headers kept."""
+    settings = plan.Settings(DURATION)
+    with netlab.Lab() as lab:
+        pod = lab.add_host("pod", ipv4=POD, ipv6="fd00:10:244::10")
+        peer = lab.add_host("peer", ipv4=PEER, ipv6="fd00:10:244::20")
+        servers = [lab.udp_server(peer, 5000, datagrams=2, bind="::")]
+        capture = lab.spawn(pod, *plan.container_command(settings), name="capture container")
+        _wait_listening(capture, len(settings.streams))
+        for address in (PEER, "fd00:10:244::20"):
+            assert lab.python(pod, _SEND_SECRET, address, 5000, 5001, timeout=10) == ["got 84", "refused"]
+        for server in servers:
+            server.wait()
+        capture.wait(timeout=DURATION + 10)
+
+    stream = "".join(f"{line}\n" for line in [*capture.lines, *capture.errors]).encode()
+    pcaps: dict[str, bytearray] = {}
+    decoder = StreamDecoder(lambda channel, data: pcaps.setdefault(channel, bytearray()).extend(data))
+    decoder.feed(stream)
+    decoder.finish()
+    assert decoder.problems() == [], decoder.messages
+    for channel, data in pcaps.items():
+        assert b"hunter2" not in data and b"GET " not in data, f"capture {channel} kept payload bytes"
+        (tmp_path / f"{channel}.pcap").write_bytes(bytes(data))
+    assert b"hunter2" not in stream
+    v4, v6 = _flows(tmp_path / "U.pcap"), _flows(tmp_path / "V.pcap")
+    assert ("UDP", POD, PEER, 5000) in _keys(v4), v4
+    assert ("UDP", "fd00:10:244::10", "fd00:10:244::20", 5000) in _keys(v6), v6
+    assert {f["protocol"] for f in v4} >= {"UDP", "ICMP"}, "the ICMP error is kept, cut after its header"
+    assert {f["protocol"] for f in v6} >= {"UDP", "ICMPv6"}

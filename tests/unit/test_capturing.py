@@ -15,6 +15,7 @@ from kubectl_netgen.capturing import plan
 from kubectl_netgen.capturing.stream import PcapTracker, StreamDecoder, merge_pcaps
 from kubectl_netgen.capturing.targets import label_selector, owned_by, parse_target, pod_selector
 from kubectl_netgen.errors import InputError
+from tests.conftest import need
 
 
 @pytest.mark.parametrize(("text", "kind", "name"), [
@@ -59,8 +60,14 @@ def test_bad_durations(text: str) -> None:
 
 def test_default_streams_and_user_filter() -> None:
     streams = plan.Settings(60, user_filter="not port 9100").streams
-    assert streams["H"] == (f"({plan.HEADERS_FILTER}) and (not port 9100)", plan.HEADER_SNAPLEN)
-    assert streams["D"] == ("(port 53) and (not port 9100)", plan.FULL_SNAPLEN)
+    assert streams == {
+        "H": (f"({plan.HEADERS_FILTER}) and (not port 9100)", plan.HEADER_SNAPLEN),
+        "U": ("(ip and (udp or icmp) and not port 53) and (not port 9100)", 48),
+        "V": ("(ip6 and (udp or icmp6) and not port 53) and (not port 9100)", 68),
+        "D": ("(port 53) and (not port 9100)", plan.FULL_SNAPLEN)}
+    # Cooked header v2 + IP header + UDP header: not one byte of a datagram's payload.
+    assert (plan.UDP4_SNAPLEN, plan.UDP6_SNAPLEN) == (20 + 20 + 8, 20 + 40 + 8)
+    assert "udp" not in plan.HEADERS_FILTER
     assert plan.Settings(60, full=True).streams == {"H": ("", plan.FULL_SNAPLEN)}
 
 
@@ -176,21 +183,42 @@ def test_merge_orders_by_time_and_drops_a_cut_record() -> None:
     assert skipped.skipped == ("X: not a pcap stream",)
 
 
-def test_the_container_script_runs_with_a_fake_tcpdump(tmp_path: Path) -> None:
-    """The real script under sh, with a tcpdump that writes a known pcap: the stream decodes to it."""
-    fake = tmp_path / "tcpdump"
-    pcap = _pcap([(i, bytes([i]) * 70) for i in range(200)])
-    (tmp_path / "data.pcap").write_bytes(pcap)
-    fake.write_text(f"#!/bin/sh\ncat {tmp_path / 'data.pcap'}\n")
+def _image_path(directory: Path, fake_tcpdump: bytes) -> str:
+    """A PATH like the capture image's: busybox applets, plus a fake tcpdump writing ``fake_tcpdump``."""
+    busybox = shutil.which("busybox")
+    if busybox is None:
+        need(False, "the capture image's userland is busybox (apt-get install busybox)")
+    assert busybox is not None
+    directory.mkdir()
+    listed = subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True, timeout=10)
+    for applet in listed.stdout.split():
+        (directory / applet).symlink_to(busybox)
+    (directory.parent / "data.pcap").write_bytes(fake_tcpdump)
+    fake = directory / "tcpdump"
+    fake.write_text(f"#!{busybox} sh\ncat {directory.parent / 'data.pcap'}\n")
     fake.chmod(0o755)
+    return str(directory)
+
+
+@pytest.mark.parametrize("records", [200, 4000])
+def test_the_container_script_runs_with_a_fake_tcpdump(tmp_path: Path, records: int) -> None:
+    """The real script under busybox sh with busybox applets only (the capture image's userland) and a
+    tcpdump that writes a known pcap: the stream decodes to it, in lines one write each below PIPE_BUF."""
+    pcap = _pcap([(i, bytes([i % 256]) * 70) for i in range(records)])
+    path = _image_path(tmp_path / "bin", pcap)
     command = plan.container_command(plan.Settings(5))
-    done = subprocess.run(command, capture_output=True, timeout=30, check=False,
-                          env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
+    done = subprocess.run(command, capture_output=True, timeout=60, check=False, env={"PATH": path})
     assert done.returncode == 0, done.stderr
     got: dict[str, bytearray] = {}
     decoder = StreamDecoder(lambda c, b: got.setdefault(c, bytearray()).extend(b))
     decoder.feed(done.stdout + done.stderr)
     decoder.finish()
-    assert decoder.problems() == []
-    assert bytes(got["H"]) == pcap and bytes(got["D"]) == pcap
+    assert decoder.problems() == [], decoder.messages
+    assert set(got) == {"H", "U", "V", "D"}
+    assert all(bytes(data) == pcap for data in got.values())
     assert ("start", "tcp") in decoder.tables and ("end", "udp") in decoder.tables
+    assert max(len(line) + 1 for line in done.stdout.split(b"\n")) < 4096
+    data_lines = [line for line in done.stdout.split(b"\n") if line[:2] == b"H " and line[2:3] != b"."]
+    assert all(len(line) - 2 <= plan.LINE_CHARS and (len(line) - 2) % 4 == 0 for line in data_lines)
+    # A read of up to READ_BYTES is encoded at once: about one base64 process per 60 KB, not one per packet.
+    assert len(data_lines) < len(pcap) * 4 // 3 // plan.LINE_CHARS + 2 * (len(pcap) // plan.READ_BYTES + 1)
