@@ -126,6 +126,18 @@ def _pod_name(filename: str) -> str | None:
     return None
 
 
+def _entries(directory: Path) -> list[Path]:
+    """What ``directory`` holds.
+
+    Raises:
+        InputError: It cannot be read (permissions), in one line naming it.
+    """
+    try:
+        return list(directory.iterdir())
+    except OSError as e:
+        raise InputError(f"cannot read {directory}: {e.strerror or e}; check its permissions") from e
+
+
 def read_capture_dir(root: Path) -> CaptureDir:
     """Find the pieces of a capture directory.
 
@@ -149,8 +161,8 @@ def read_capture_dir(root: Path) -> CaptureDir:
         raise InputError(f"{root} has no {CLUSTER_FILE}; write one with "
                          f"'kubectl netgen snapshot -A > {cluster}' or pass --cluster FILE")
     found: dict[tuple[str, str], PodCapture] = {}
-    for namespace_dir in sorted(p for p in pcaps.iterdir() if p.is_dir()):
-        for file in sorted(p for p in namespace_dir.iterdir() if p.is_file()):
+    for namespace_dir in sorted(p for p in _entries(pcaps) if p.is_dir()):
+        for file in sorted(p for p in _entries(namespace_dir) if p.is_file()):
             pod = _pod_name(file.name)
             if pod is None:
                 continue

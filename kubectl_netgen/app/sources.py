@@ -83,7 +83,11 @@ def capture_dirs(sources: Sequence[str]) -> list[CaptureDir]:
     files = []
     for source in sources:
         path = Path(source)
-        if path.is_dir():
+        try:
+            is_dir = path.is_dir()
+        except OSError as e:  # a parent that cannot be searched
+            raise InputError(f"cannot read {source}: {e.strerror or e}; check its permissions") from e
+        if is_dir:
             directories.setdefault(path.resolve(), read_capture_dir(path))
         elif source == "-" or path.exists():
             files.append(source)

@@ -89,4 +89,10 @@ def explain(
     result = usecases.read_policies(policies or (), stdin=_binary_stdin(env),
                                     live=_live(kubeconfig, context, request_timeout), live_policies=live_policies,
                                     warn=env.warn)
+    if not (result.network or result.admin or result.baseline):
+        named = ["standard input" if p == "-" else p for p in policies or ()]
+        where = " and ".join([", ".join(named)] * bool(named) + ["the cluster"] * live_policies)
+        env.warn(f"no policies in {where}: nothing to explain (give NetworkPolicy, AdminNetworkPolicy or "
+                 "BaselineAdminNetworkPolicy manifests, e.g. from 'kubectl netgen generate')")
+        return
     env.stdout.write(render.explain_text(result))
