@@ -73,6 +73,9 @@ def _check(report: CaptureReport, strict: bool, warn: Warn) -> None:
     if report.invalid_timestamps:
         warn(f"{name}: {report.invalid_timestamps} packet(s) have an invalid timestamp (fraction out of range); "
              "their flows are counted but these packets do not set first/last seen")
+    if report.short_lengths:
+        warn(f"{name}: {report.short_lengths} record(s) give an original length below their captured length "
+             "(a damaged or hand-made file); their captured length is counted instead")
     if report.short:
         warn(f"{name}: {report.short} packet(s) were cut by the snapshot length before their IP/transport "
              "headers and were skipped")

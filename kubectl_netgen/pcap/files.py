@@ -134,7 +134,7 @@ class Scanner(PacketDecoder):
         tcp = self._interfaces[-1].rows[IPPROTO_TCP]
         tcp_get = tcp.get
         dns_on = self.dns_sink is not None
-        buf, pos, offset, count, invalid = b"", 0, 24, 0, 0
+        buf, pos, offset, count, invalid, lengths = b"", 0, 24, 0, 0, 0
         try:
             while True:
                 end = len(buf)
@@ -150,6 +150,9 @@ class Scanner(PacketDecoder):
                         break
                     pos = nxt
                     count += 1
+                    if orig < incl:  # a wire length below what was captured: impossible, use what is there
+                        orig = incl
+                        lengths += 1
                     if frac < fraction_limit:
                         ts = sec * 1_000_000_000 + frac * scale
                     else:
@@ -192,6 +195,7 @@ class Scanner(PacketDecoder):
         finally:
             report.packets += count
             report.invalid_timestamps += invalid
+            report.short_lengths += lengths
 
     def _pcapng(self, stream: Readable, head: bytes, report: CaptureReport) -> None:
         buf, pos, offset = head, 0, 0
@@ -237,6 +241,13 @@ class Scanner(PacketDecoder):
         finally:
             report.packets += count
 
+    def _wire(self, orig: int, caplen: int) -> int:
+        """A record's original length, never below what it captured (counted in the report when it was)."""
+        if orig >= caplen:
+            return orig
+        self._report.short_lengths += 1
+        return caplen
+
     def _block(
         self, btype: int, blen: int, buf: bytes, pos: int, endian: str,
         epb: Callable[[bytes, int], tuple[int, ...]], ifaces: list[_PcapngInterface],
@@ -249,7 +260,7 @@ class Scanner(PacketDecoder):
             if iid >= len(ifaces) or 28 + caplen > blen - 4:
                 return False
             iface = ifaces[iid]
-            iface.handle(buf[pos + 28 : pos + 28 + caplen], self._pcapng_time(iface, hi, lo), orig)
+            iface.handle(buf[pos + 28 : pos + 28 + caplen], self._pcapng_time(iface, hi, lo), self._wire(orig, caplen))
         elif btype == 3:  # Simple Packet Block: interface 0, no timestamp
             if not ifaces:
                 return False
@@ -262,7 +273,7 @@ class Scanner(PacketDecoder):
             if iid >= len(ifaces) or 28 + caplen > blen - 4:
                 return False
             iface = ifaces[iid]
-            iface.handle(buf[pos + 28 : pos + 28 + caplen], self._pcapng_time(iface, hi, lo), orig)
+            iface.handle(buf[pos + 28 : pos + 28 + caplen], self._pcapng_time(iface, hi, lo), self._wire(orig, caplen))
         elif btype == 1:  # Interface Description Block
             linktype, _reserved, snaplen = struct.unpack_from(endian + "HHI", buf, pos + 8)
             multiply, divide = _if_tsresol(buf[pos + 16 : pos + blen - 4], endian)

@@ -103,6 +103,8 @@ class CaptureReport:
     """Non-first IP fragments whose first fragment was never seen."""
     invalid_timestamps: int = 0
     """Packets whose timestamp fraction is out of range; they do not move first/last seen."""
+    short_lengths: int = 0
+    """Records whose original (wire) length is below their captured length: the captured length is used."""
     unsupported: dict[int, int] = field(default_factory=dict)
     """Packets skipped per unsupported link type."""
     dns_messages: int = 0

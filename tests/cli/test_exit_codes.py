@@ -154,3 +154,39 @@ def test_gzip_capture(tmp_path: Path) -> None:
     damaged = run("flows", cut, "-o", "json")
     assert damaged.exit_code == 0
     assert "gzip stream ends early" in damaged.stderr
+
+
+def _syn_frame() -> bytes:
+    import struct
+
+    eth = b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00"
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, 1, 0, 64, 6, 0, bytes([10, 244, 1, 1]), bytes([10, 244, 1, 2]))
+    return eth + ip + struct.pack("!HHIIBBHHH", 40000, 80, 1, 0, 0x50, 0x02, 1000, 0, 0)
+
+
+def _block(kind: int, body: bytes) -> bytes:
+    import struct
+
+    body += b"\0" * (-len(body) % 4)
+    return struct.pack("<II", kind, len(body) + 12) + body + struct.pack("<I", len(body) + 12)
+
+
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+def test_an_original_length_below_the_captured_one_is_a_warning_never_negative_bytes(tmp_path: Path, fmt: str) -> None:
+    import struct
+
+    frame = _syn_frame()
+    if fmt == "pcap":
+        data = (struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+                + struct.pack("<IIII", 1, 0, len(frame), 10) + frame)
+    else:
+        data = (_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)) + _block(1, struct.pack("<HHI", 1, 0, 0))
+                + _block(6, struct.pack("<IIIII", 0, 0, 1_000_000, len(frame), 10) + frame))
+    path = tmp_path / f"short.{fmt}"
+    path.write_bytes(data)
+    result = run("flows", path, "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    [flow] = json.loads(result.stdout)
+    assert flow["bytes"] == 40  # the IP packet as captured
+    assert (f"{path}: 1 record(s) give an original length below their captured length (a damaged or hand-made "
+            "file); their captured length is counted instead") in result.stderr
