@@ -336,6 +336,11 @@ def _api_error(e: Any, server: str, res: Resource, verb: str, namespace: str | N
 # ----------------------------------------------------------------------------- finding the cluster
 
 
+def one_line_of(error: BaseException) -> str:
+    """An exception's message on one line, cut short."""
+    return cut(" ".join(str(error).split()))
+
+
 def _kubeconfig_path(kubeconfig: str | None) -> str | None:
     """The kubeconfig file(s) to load, ``os.pathsep``-joined, or ``None`` when there is none."""
     if kubeconfig:
@@ -367,6 +372,7 @@ def connect(kubeconfig: str | None, context: str | None,
         InputError: ``kubeconfig`` does not exist.
         ClusterError: No configuration is found, or it cannot be used (unknown context, bad file).
     """
+    import yaml
     from kubernetes import client, config
     from kubernetes.config.config_exception import ConfigException
 
@@ -399,8 +405,15 @@ def connect(kubeconfig: str | None, context: str | None,
         api = client.ApiClient(configuration)
     except ConfigException as e:
         raise ClusterError(f"cannot use the kubeconfig {path}: {cut(str(e))}") from e
-    except (OSError, ValueError) as e:  # unreadable file, YAML that is not a kubeconfig
-        raise ClusterError(f"cannot read the kubeconfig {path}: {cut(str(e))}") from e
+    except OSError as e:
+        raise ClusterError(f"cannot read the kubeconfig {path}: {one_line_of(e)}") from e
+    except (ValueError, AttributeError, TypeError) as e:  # YAML that is not a kubeconfig
+        raise ClusterError(f"the kubeconfig {path} is not a kubeconfig (a mapping of clusters, contexts and "
+                           f"users): {one_line_of(e)}") from e
+    except yaml.YAMLError as e:  # the client parses the file with PyYAML, and lets its errors out
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise ClusterError(f"the kubeconfig {path} is not YAML{where}: fix it or pass --kubeconfig FILE") from e
     namespace = (chosen.get("context") or {}).get("namespace") or "default"
     return Cluster(api, str(api.configuration.host), str(namespace), request_timeout)
 

@@ -200,3 +200,16 @@ def test_kind_the_server_does_not_serve_is_left_out(kubeconfig: Path, monkeypatc
     assert result.exit_code == 0
     assert result.stderr.startswith("warning: the API server does not serve batch/v1 cronjobs: CronJobs are left "
                                     "out of the snapshot\nsnapshot of all namespaces: ")
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("not yaml: [", "is not YAML (line 1, column 12): fix it or pass --kubeconfig FILE"),
+    ("- 1\n- 2\n", "is not a kubeconfig (a mapping of clusters, contexts and users)"),
+])
+def test_a_kubeconfig_that_is_not_one_is_one_line(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "kubeconfig"
+    path.write_text(content)
+    result = run("snapshot", "-A", "--kubeconfig", path)
+    assert result.exit_code == 5 and result.stdout == ""
+    assert result.stderr.startswith(f"error: the kubeconfig {path} {message}")
+    assert result.stderr.count("\n") == 1
