@@ -113,6 +113,8 @@ def read_document(path: str) -> dict[str, Any]:
         document = json.loads(text)
     except json.JSONDecodeError as e:
         raise InputError(f"{path}: not JSON ({e.msg} at line {e.lineno}); give a cluster snapshot ({hint})") from e
+    except RecursionError as e:
+        raise InputError(f"{path}: nested too deeply to be a cluster snapshot; give one ({hint})") from e
     if not isinstance(document, dict) or document.get("kind") != "List" or not isinstance(document.get("items"), list):
         raise InputError(f"{path}: not a Kubernetes v1 List; give a cluster snapshot ({hint})")
     return document
