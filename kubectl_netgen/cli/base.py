@@ -176,9 +176,22 @@ DnsServerOpt = Annotated[Optional[str], typer.Option(  # noqa: UP045 - typer nee
 
 
 def _reverse(no_reverse_dns: bool, dns_server: str | None) -> ReverseDns:
-    from kubectl_netgen.app import ReverseDns
+    """Reverse DNS as the options say; a bad ``--dns-server`` is a usage error (exit 2).
 
-    return ReverseDns(enabled=not no_reverse_dns, server=dns_server)
+    Raises:
+        click.BadParameter: ``--dns-server`` is not ``IP[:PORT]``.
+    """
+    import click
+
+    from kubectl_netgen.app import ReverseDns
+    from kubectl_netgen.errors import InputError
+
+    reverse = ReverseDns(enabled=not no_reverse_dns, server=dns_server)
+    try:
+        reverse.check()
+    except InputError as e:
+        raise click.BadParameter(e.message, param_hint="--dns-server") from None
+    return reverse
 
 
 class ManifestFormat(str, enum.Enum):

@@ -117,6 +117,9 @@ def capture(
     from kubectl_netgen import render
     from kubectl_netgen.capturing import plan
 
+    for value, option in ((parallel, "--parallel"), (max_pods, "--max-pods")):
+        if value is not None and value < 1:
+            raise click.BadParameter(f"{value} is below 1", ctx=ctx, param_hint=option)
     env = _env(ctx)
     seconds = _duration_option(duration, "--duration", plan.MAX_DURATION)
     start_seconds = _duration_option(start_timeout, "--start-timeout", plan.MAX_START_TIMEOUT)

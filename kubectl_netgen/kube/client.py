@@ -402,6 +402,10 @@ def connect(kubeconfig: str | None, context: str | None,
         config.load_kube_config(config_file=path, context=context, client_configuration=configuration,
                                 persist_config=False)
         configuration.retries = False  # reads are retried by Cluster._read, writes never
+        if not configuration.verify_ssl:  # insecure-skip-tls-verify: asked for; kubectl says nothing either
+            import urllib3
+
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         api = client.ApiClient(configuration)
     except ConfigException as e:
         raise ClusterError(f"cannot use the kubeconfig {path}: {cut(str(e))}") from e

@@ -24,3 +24,12 @@ def test_bad_durations_are_usage_errors(args: tuple[str, ...], message: str) -> 
 def test_the_longest_duration_is_accepted() -> None:
     result = run("capture", "deploy/web", "-n", "shop", "--kubeconfig", "/nonexistent/kubeconfig", "--duration", "24h")
     assert result.exit_code == 3 and "no such kubeconfig file" in result.stderr  # past the option checks
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--parallel", "0"), "Invalid value for --parallel: 0 is below 1"),
+    (("--max-pods", "0"), "Invalid value for --max-pods: 0 is below 1"),
+])
+def test_counts_below_one_are_usage_errors(args: tuple[str, ...], message: str) -> None:
+    result = run("capture", "deploy/web", "-n", "shop", "--kubeconfig", "/nonexistent/kubeconfig", *args)
+    assert result.exit_code == 2 and message in result.stderr

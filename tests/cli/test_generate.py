@@ -198,7 +198,7 @@ def test_reverse_dns_names_unnamed_external_peers(tmp_path: Path) -> None:
     assert "cidr: 192.0.2.77/32\n" in plain.stdout
     assert server.queries, "the lookup went to the test's server"
     bad = run(*args, "--dns-server", "not-an-ip")
-    assert bad.exit_code == 3 and "DNS server" in bad.stderr
+    assert bad.exit_code == 2 and "Invalid value for --dns-server: DNS server" in bad.stderr  # a usage error
 
 
 def _pcaps_and_pods(root: Path) -> list[str]:

@@ -213,3 +213,21 @@ def test_a_kubeconfig_that_is_not_one_is_one_line(tmp_path: Path, content: str, 
     assert result.exit_code == 5 and result.stdout == ""
     assert result.stderr.startswith(f"error: the kubeconfig {path} {message}")
     assert result.stderr.count("\n") == 1
+
+
+def test_insecure_skip_tls_verify_prints_no_warning_per_request(server: ApiServer, tmp_path: Path) -> None:
+    """The user asked for it in the kubeconfig; kubectl prints nothing either (urllib3 warned per request)."""
+    path = tmp_path / "insecure"
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": server.url, "insecure-skip-tls-verify": True}}],
+        "users": [{"name": "u", "user": {"token": server.token}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
+    exe = shutil.which("kubectl-netgen")
+    need(exe is not None, "needs kubectl-netgen on PATH (pip install -e .)")
+    assert exe is not None
+    done = subprocess.run([exe, "snapshot", "-A", "--kubeconfig", str(path)], capture_output=True, text=True,
+                          timeout=60, check=False)  # a real process: Python's warnings reach its stderr
+    assert done.returncode == 0, done.stderr
+    assert "Warning" not in done.stderr and "InsecureRequest" not in done.stderr
+    assert done.stderr.count("\n") == 1  # the summary line only
