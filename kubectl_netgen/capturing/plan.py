@@ -42,7 +42,8 @@ below PIPE_BUF (4096), so lines of the tcpdumps never mix."""
 IDLE_SECONDS = 2
 """After a read that did not fill :data:`READ_BYTES` the container waits this long, so a busy pod's packets
 are encoded a pipe full at a time (a few processes a second, not per packet) and a quiet pod's arrive within
-about two seconds; a channel without packets blocks in ``read`` and costs nothing."""
+about two seconds; a channel without packets blocks in ``read`` and costs nothing. The first read (the pcap
+header) is not followed by a wait, so the first packets arrive at once."""
 STREAM_VERSION = "1"
 
 _SYN = "(ip and tcp[tcpflags] & tcp-syn != 0) or (ip6 and ip6[6] = 6 and ip6[53] & 2 != 0)"
@@ -64,7 +65,7 @@ class Profile(str, enum.Enum):
     """``--profile``: which capabilities the capture container asks for."""
 
     AUTO = "auto"
-    """``netraw``; if Pod Security refuses it, ``baseline``."""
+    """``netraw``; if Pod Security refuses it or tcpdump lacks a privilege under it, ``baseline``."""
     NETRAW = "netraw"
     """Drop every capability, add back :data:`NETRAW_CAPABILITIES`: NET_RAW (what tcpdump needs without
     promiscuous mode), SETUID/SETGID (tcpdump builds that switch to user ``tcpdump`` after opening the
@@ -170,9 +171,11 @@ tables() {
   done | awk -v m="$1" '$1 == "=" { t = $2; print "S " m " " t " -"; next } { print "S " m " " t " " $0 }'
 }
 reads() {
+  first=1
   while c=$(dd bs=%(read)d count=1 2>/dev/null | base64 -w %(line)d) && [ -n "$c" ]; do
     printf '%%s\n' "$c"
-    [ ${#c} -ge %(full)d ] || sleep %(idle)d
+    [ ${#c} -ge %(full)d ] || [ $first = 1 ] || sleep %(idle)d
+    first=0
   done
 }
 pump() {
@@ -180,7 +183,8 @@ pump() {
 }
 tables start
 while [ $# -ge 3 ]; do
-  ( timeout "$d" tcpdump -i any -p -nn -U -B %(buffer)d -s "$2" -w - "$3"; echo "NETGEN $1 exit $?" >&2 ) | pump "$1" &
+  ( { timeout "$d" tcpdump -i any -p -nn -U -B %(buffer)d -s "$2" -w - "$3"; echo "NETGEN $1 exit $?" >&2; } \
+      2>&1 >&4 | while IFS= read -r l; do echo "$l"; done >&2 ) 4>&1 | pump "$1" &
   shift 3
 done
 wait
@@ -193,7 +197,9 @@ echo "NETGEN $v end"
 Only POSIX sh and busybox applets (``timeout``, ``sleep``, ``renice``, ``dd``, ``base64``, ``awk``) beside
 ``tcpdump``. tcpdump runs with ``-p`` (not promiscuous) on ``any`` and writes each packet at once (``-U``).
 Per channel one ``awk`` lives as long as its tcpdump: it prefixes each base64 line with the channel letter,
-writes it with one ``write`` (``fflush``) and counts the characters for the end line. What it frames comes
+writes it with one ``write`` (``fflush``) and counts the characters for the end line; a ``read`` loop
+passes on tcpdump's messages a whole line a write (tcpdump writes a message in pieces, and those of several
+tcpdumps would mix within a line) as they come (some awks buffer their input). What it frames comes
 from a loop that reads whatever tcpdump wrote (one ``dd`` read, up to :data:`READ_BYTES`) and encodes it
 with one ``base64``; the loop waits :data:`IDLE_SECONDS` after a short read, so it forks a few processes a
 second on a busy pod instead of three per packet (1.1 CPU seconds for 3,000 connections before; see

@@ -49,6 +49,9 @@ CHANNEL_NAMES = {"H": "packet capture", "U": "IPv4 datagram capture", "V": "IPv6
 """What each channel of :attr:`kubectl_netgen.capturing.plan.Settings.streams` carries, in words."""
 
 _DROPPED = re.compile(rb"(\d+) packets? dropped by kernel")
+_INFORMATIONAL = re.compile(r"^tcpdump: (listening on|data link type|verbose output suppressed)")
+_PRIVILEGE = re.compile(r"Operation not permitted|Couldn't change to|You don't have permission|Permission denied|"
+                        r"capabilit", re.IGNORECASE)
 
 
 class PcapTracker:
@@ -240,11 +243,17 @@ class StreamDecoder:
                 return ["the start of the stream is missing (the log rotated before it was read)"]
             return ["the container sent no capture stream"]
         found = []
+        failed: dict[int, list[str]] = {}
+        for name in sorted(self.channels):
+            c = self.channels[name]
+            if c.exit_code not in (None, 0, TIMEOUT_EXIT):
+                failed.setdefault(c.exit_code, []).append(CHANNEL_NAMES.get(name, f"capture {name}"))
+        error = self.tcpdump_error()
+        for code, whats in sorted(failed.items()):
+            found.append(f"tcpdump ({', '.join(whats)}) exited with status {code}" + (f": {error}" if error else ""))
         for name in sorted(self.channels):
             c = self.channels[name]
             what = CHANNEL_NAMES.get(name, f"capture {name}")
-            if c.exit_code not in (None, 0, TIMEOUT_EXIT):
-                found.append(f"tcpdump ({what}) exited with status {c.exit_code}")
             if c.tracker.error:
                 found.append(f"{what}: {c.tracker.error}")
             if c.declared is None:
@@ -260,6 +269,30 @@ class StreamDecoder:
         if not self.ended and not any("ended early" in f for f in found):
             found.append("the container's stream ended before its end marker")
         return found
+
+    def tcpdump_error(self) -> str | None:
+        """The last error line tcpdump wrote (``tcpdump: can't parse filter expression: ...``), if any.
+
+        tcpdump's messages are not tagged with their channel; when several tcpdumps fail, they fail alike
+        (the same filter, the same privileges), so the last line speaks for all.
+        """
+        for text in reversed(self.messages):
+            if text.startswith("tcpdump: ") and not _INFORMATIONAL.search(text):
+                return text
+        return None
+
+    def privilege_failure(self) -> str | None:
+        """The error line of a tcpdump that exited for lack of a privilege (a capability, a user switch)."""
+        if not any(c.exit_code not in (None, 0, TIMEOUT_EXIT) for c in self.channels.values()):
+            return None
+        denied = [text for text in self.messages if _PRIVILEGE.search(text)]
+        if not denied:
+            return None
+        # tcpdump puts the system's reason on a line of its own, "(socket: Operation not permitted)", and
+        # the lines of several tcpdumps interleave: name tcpdump's line, then the reason.
+        said = [text for text in denied if text.startswith("tcpdump: ")]
+        reasons = [text for text in denied if text.startswith("(")]
+        return " ".join(([said[-1]] if said else []) + reasons[-1:]) or denied[-1]
 
     @property
     def dropped(self) -> int:

@@ -193,9 +193,18 @@ class ProcessRuntime:
         self.registry = registry if registry is not None else Registry()
         self._pull_backoff = pull_backoff_seconds
         self._failing_images: set[str] = set()
+        self._ignored_caps: set[str] = set()
         self._running: dict[tuple[str, str, str], _Running] = {}
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+
+    def ignore_added_capabilities(self, names: set[str]) -> None:
+        """Silently leave ``names`` out of every later container's ``capabilities.add`` (empty: stop).
+
+        A node or policy that strips what a pod asks for (as OpenShift's SCCs or a hardened runtime
+        config do): the container starts, and its program finds the privilege missing.
+        """
+        self._ignored_caps = {_cap_name(n) for n in names}
 
     def fail_image_pull(self, image: str) -> None:
         """Make every later container with exactly this ``image`` fail to pull."""
@@ -262,6 +271,11 @@ class ProcessRuntime:
         env = shutil.which("env")
         if env is None:
             raise OSError("the test runtime needs env (coreutils)")
+        sc = container.get("securityContext") or {}
+        added = (sc.get("capabilities") or {}).get("add")
+        if self._ignored_caps and added:
+            caps = {**sc["capabilities"], "add": [a for a in added if _cap_name(a) not in self._ignored_caps]}
+            container = {**container, "securityContext": {**sc, "capabilities": caps}}
         variables = {"PATH": str(self.registry.path_of(image)), "HOSTNAME": pod,
                      "HOME": "/root" if uid == 0 else "/", **container_env(container)}
         return [env, "-i", *(f"{k}={v}" for k, v in variables.items()), *setpriv_argv(container, uid, gid),

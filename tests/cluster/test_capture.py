@@ -158,6 +158,68 @@ def test_explicit_netraw_profile_is_refused_under_baseline(cluster: Any, tmp_pat
     assert 'violates PodSecurity "baseline:latest"' in result.stderr
 
 
+def _containers(cluster: Any, pod: str) -> dict[str, Any]:
+    spec = cluster.server.get_object("Pod", pod, "shop")["spec"].get("ephemeralContainers") or []
+    return {c["name"]: c for c in spec}
+
+
+def test_the_default_profile_captures_under_the_kubelets_rules(cluster: Any, tmp_path: Path) -> None:
+    """netraw (drop ALL) under a runtime that applies it: tcpdump still drops to its user, and ends in time."""
+    started = time.monotonic()
+    result = capture(cluster, "sts/db", "-n", "shop", "--duration", "3s", "-o", str(tmp_path / "c"))
+    assert result.exit_code == 0, result.stderr
+    [pod] = metadata(tmp_path / "c")["pods"]
+    assert (pod["outcome"], pod["profile"], pod["problems"]) == ("done", "netraw", [])
+    assert time.monotonic() - started < 25
+    added = _containers(cluster, pod["name"])[pod["container"]]["securityContext"]["capabilities"]
+    assert added == {"drop": ["ALL"], "add": ["KILL", "NET_RAW", "SETGID", "SETUID"]}
+
+
+def test_auto_falls_back_when_tcpdump_lacks_a_privilege(cluster: Any, tmp_path: Path) -> None:
+    """A node that strips added capabilities: netraw is admitted but tcpdump cannot open its socket."""
+    cluster.runtime.ignore_added_capabilities({"NET_RAW"})
+    try:
+        result = capture(cluster, "sts/db", "-n", "shop", "--duration", "3s", "-o", str(tmp_path / "c"))
+        explicit = capture(cluster, "sts/db", "-n", "shop", "--duration", "3s", "--profile", "netraw",
+                           "-o", str(tmp_path / "d"))
+    finally:
+        cluster.runtime.ignore_added_capabilities(set())
+    assert result.exit_code == 0, result.stderr
+    [pod] = metadata(tmp_path / "c")["pods"]
+    assert (pod["outcome"], pod["profile"], pod["problems"]) == ("done", "baseline", [])
+    assert pod["container"].endswith("-baseline") and pod["container"][:-len("-baseline")] in _containers(
+        cluster, pod["name"])
+    assert pod["packets"] > 0
+    # --profile netraw has nothing to fall back to: tcpdump's own line says why.
+    assert explicit.exit_code != 0
+    assert "tcpdump: any: You don't have permission to perform this capture on that device" in explicit.stderr
+    [failed] = metadata(tmp_path / "d")["pods"]
+    assert any("(socket: Operation not permitted)" in line for line in failed["lastLines"]), failed
+    assert any("You don't have permission" in p for p in failed["problems"]), failed
+
+
+def test_tcpdumps_error_line_reaches_stderr_and_capture_json(cluster: Any, tmp_path: Path) -> None:
+    result = capture(cluster, "sts/db", "-n", "shop", "--duration", "2s", "--filter", "port 80 and (",
+                     "-o", str(tmp_path / "c"))
+    assert result.exit_code != 0
+    assert "tcpdump: can't parse filter expression: syntax error" in result.stderr, result.stderr
+    [pod] = metadata(tmp_path / "c")["pods"]
+    assert any("can't parse filter expression" in p for p in pod["problems"]), pod
+    assert any("can't parse filter expression" in line for line in pod["lastLines"]), pod
+
+
+def test_an_image_running_as_non_root_fails_under_every_profile(cluster: Any, tmp_path: Path) -> None:
+    from tests.cluster.images import NONROOT_IMAGE
+
+    result = capture(cluster, "sts/db", "-n", "shop", "--duration", "2s", "--image", NONROOT_IMAGE,
+                     "-o", str(tmp_path / "c"))
+    assert result.exit_code != 0
+    assert ("before it: netraw: tcpdump: any: You don't have permission to perform this capture on that device "
+            "(socket: Operation not permitted)") in result.stderr, result.stderr
+    [pod] = metadata(tmp_path / "c")["pods"]
+    assert pod["profile"] == "baseline" and pod["outcome"] == "failed"
+
+
 def test_image_that_cannot_be_pulled_gives_up_after_the_start_timeout(cluster: Any, tmp_path: Path) -> None:
     cluster.runtime.fail_image_pull("registry.invalid/netgen/tcpdump:missing")
     started = time.monotonic()

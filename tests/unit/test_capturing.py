@@ -222,3 +222,27 @@ def test_the_container_script_runs_with_a_fake_tcpdump(tmp_path: Path, records: 
     assert all(len(line) - 2 <= plan.LINE_CHARS and (len(line) - 2) % 4 == 0 for line in data_lines)
     # A read of up to READ_BYTES is encoded at once: about one base64 process per 60 KB, not one per packet.
     assert len(data_lines) < len(pcap) * 4 // 3 // plan.LINE_CHARS + 2 * (len(pcap) // plan.READ_BYTES + 1)
+
+
+def test_tcpdumps_error_line_and_privilege_failures() -> None:
+    failing = StreamDecoder(lambda c, b: None)
+    failing.feed(_stream(["tcpdump: any: You don't have permission to perform this capture on that device",
+                          "tcpdump: any: You don't have permission to perform this capture on that device",
+                          "(socket: Operation not permitted)", "(socket: Operation not permitted)",
+                          "NETGEN H exit 1", "NETGEN D exit 1", "H . 0", "D . 0"]))
+    assert failing.privilege_failure() == ("tcpdump: any: You don't have permission to perform this capture on "
+                                           "that device (socket: Operation not permitted)")
+    assert failing.problems()[0] == ("tcpdump (DNS capture, packet capture) exited with status 1: tcpdump: any: "
+                                     "You don't have permission to perform this capture on that device")
+    user = StreamDecoder(lambda c, b: None)
+    user.feed(_stream(["tcpdump: Couldn't change to 'tcpdump' uid=102 gid=105: Operation not permitted",
+                       "NETGEN H exit 1", "H . 0"]))
+    assert user.privilege_failure() == "tcpdump: Couldn't change to 'tcpdump' uid=102 gid=105: Operation not permitted"
+    syntax = StreamDecoder(lambda c, b: None)
+    syntax.feed(_stream(["tcpdump: listening on any", "tcpdump: can't parse filter expression: syntax error",
+                         "NETGEN U exit 1", "U . 0"]))
+    assert syntax.privilege_failure() is None, "not a privilege: no other profile would help"
+    assert syntax.tcpdump_error() == "tcpdump: can't parse filter expression: syntax error"
+    ended = StreamDecoder(lambda c, b: None)
+    ended.feed(_stream(["Operation not permitted, said something", "NETGEN H exit 0", "H . 0"]))
+    assert ended.privilege_failure() is None, "only a tcpdump that failed counts"

@@ -77,24 +77,38 @@ class PodCapture:
         self.report(PodState.STARTING, "adding the capture container")
         if ref.phase != "Running":
             return self.fail(f"pod is not running (phase {ref.phase})")
-        failure = self._add_container()
-        if failure:
-            return self.fail(failure)
-        failure = self._wait_running()
-        if failure:
-            return self.fail(failure, PodState.INTERRUPTED if self.stop.is_set() else PodState.FAILED)
-        decoder = StreamDecoder(self._write_part)
-        try:
-            self._follow(decoder)
-        finally:
-            self._close_parts()
-        return self._finish(decoder)
+        profiles = plan.profiles_to_try(self.settings.profile)
+        tried: list[str] = []
+        base = self.outcome.container
+        while True:
+            failure, profiles = self._add_container(profiles, tried)
+            if failure:
+                return self.fail(failure)
+            failure = self._wait_running()
+            if failure:
+                return self.fail(failure, PodState.INTERRUPTED if self.stop.is_set() else PodState.FAILED)
+            decoder = StreamDecoder(self._write_part)
+            try:
+                self._follow(decoder)
+            finally:
+                self._close_parts()
+            denied = decoder.privilege_failure()
+            if denied is None or not profiles or self.stop.is_set():
+                return self._finish(decoder, tried)
+            # tcpdump lacked a privilege under this profile (a capability, the switch to its own user):
+            # ``auto`` goes on to the next one in a new container, as for a Pod Security refusal.
+            tried.append(f"{self.outcome.profile}: {denied}")
+            self._drop_parts()
+            self.outcome.container = f"{base}-{profiles[0].value}"
+            self.report(PodState.STARTING, f"tcpdump failed under profile {self.outcome.profile} ({denied}); "
+                        f"trying {profiles[0].value}")
 
-    def _add_container(self) -> str | None:
+    def _add_container(self, profiles: tuple[plan.Profile, ...],
+                       tried: list[str]) -> tuple[str | None, tuple[plan.Profile, ...]]:
+        """Add the container with the first of ``profiles`` admitted: (failure or ``None``, profiles left)."""
         from kubectl_netgen import kube
 
-        tried: list[str] = []
-        for profile in plan.profiles_to_try(self.settings.profile):
+        for i, profile in enumerate(profiles):
             spec = plan.container_spec(self.outcome.container, self.settings, profile)
             try:
                 kube.add_ephemeral_container(self.cluster, self.ref.namespace, self.ref.name, spec)
@@ -103,15 +117,17 @@ class PodCapture:
                 if e.level == "restricted":
                     return (f'namespace "{self.ref.namespace}" enforces Pod Security "restricted", where no in-pod '
                             "capture is possible (tcpdump needs NET_RAW, which restricted forbids); capture "
-                            "where the level is baseline or privileged")
+                            "where the level is baseline or privileged"), ()
                 continue
             except NotFoundError as e:
-                return f"{e.message}"
+                return f"{e.message}", ()
             except ClusterError as e:
-                return e.message
+                return e.message, ()
             self.outcome.profile = profile.value
-            return None
-        return "Pod Security refused every capability profile: " + "; ".join(tried)
+            return None, profiles[i + 1:]
+        ran = len(tried) - len(profiles)
+        return ("no capability profile worked: " if ran else "Pod Security refused every capability profile: "
+                ) + "; ".join(tried), ()
 
     def _container_state(self) -> tuple[str, dict[str, Any]] | None:
         """("waiting"|"running"|"terminated", details) of the capture container; ``None`` if the pod is gone."""
@@ -198,10 +214,18 @@ class PodCapture:
         for part in self._parts.values():
             part.close()
 
-    def _finish(self, decoder: StreamDecoder) -> PodOutcome:
+    def _drop_parts(self) -> None:
+        """Forget what a failed container sent (its pcap parts), before the next profile's container."""
+        for channel in self._parts:
+            capturedir.part_path(self.root, self.ref.namespace, self.ref.name, channel).unlink(missing_ok=True)
+        self._parts = {}
+
+    def _finish(self, decoder: StreamDecoder, tried: list[str]) -> PodOutcome:
         out = self.outcome
         out.packets, out.bytes, out.dropped = decoder.packets, decoder.bytes, decoder.dropped
         out.problems = decoder.problems()
+        if out.problems and tried:
+            out.problems.append(f"under profile {out.profile}; before it: " + "; ".join(tried))
         self._write_files(decoder)
         state = None if self.stop.is_set() else self._final_state()
         if self.stop.is_set():
@@ -223,6 +247,7 @@ class PodCapture:
             tail = " | ".join(out.last_lines) or "none"
             return self.fail(f"{out.problems[0]}; the container's last lines: {tail}")
         if out.problems:
+            out.last_lines = list(decoder.messages)[-5:]
             return self.fail("incomplete capture: " + "; ".join(out.problems))
         self.report(PodState.DONE, f"{out.packets} packets", decoder)
         return out
