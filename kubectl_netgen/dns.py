@@ -34,6 +34,7 @@ import dns.name
 import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
+import dns.wire
 
 from kubectl_netgen.errors import InputError
 from kubectl_netgen.model import IPAddress
@@ -47,6 +48,37 @@ def _text(name: dns.name.Name) -> str:
     return name.to_text(omit_final_dot=True).lower()
 
 
+def _salvaged(wire: bytes) -> dns.message.Message | None:
+    """The header, questions and whole answer records of a cut or damaged response; ``None`` if none is whole.
+
+    A capture with a short snapshot length, or a truncated file, cuts DNS messages: the answers that lie
+    wholly inside the bytes that were kept still name their addresses. The message is re-read with its
+    answer count set to those records and its authority and additional sections dropped.
+    """
+    parser = dns.wire.Parser(wire, 12)
+    questions, answers = wire[4] << 8 | wire[5], wire[6] << 8 | wire[7]
+    complete = 0
+    try:
+        for _ in range(questions):
+            parser.get_name(decompress=True)
+            parser.get_struct("!HH")
+        end = parser.current
+        for _ in range(answers):
+            parser.get_name(decompress=True)
+            _rdtype, _rdclass, _ttl, rdlen = parser.get_struct("!HHIH")
+            parser.get_bytes(rdlen)
+            complete, end = complete + 1, parser.current
+    except (dns.exception.DNSException, ValueError, IndexError, UnicodeError, struct.error):
+        pass
+    if not complete:
+        return None
+    header = wire[:6] + struct.pack("!HHH", complete, 0, 0)
+    try:
+        return dns.message.from_wire(header + wire[12:end], ignore_trailing=True, one_rr_per_rrset=False)
+    except (dns.exception.DNSException, ValueError, IndexError, UnicodeError, struct.error):
+        return None
+
+
 class DnsNames:
     """Collects address -> names from DNS responses, one message at a time (a decoder's DNS sink)."""
 
@@ -56,7 +88,9 @@ class DnsNames:
         self.responses = 0
         """Responses that gave at least one address."""
         self.malformed = 0
-        """Messages dnspython could not parse."""
+        """Messages dnspython could not parse, nor any answer of them."""
+        self.salvaged = 0
+        """Cut or damaged messages whose whole answer records were read (the rest dropped), as tcpdump does."""
 
     def feed(self, wire: bytes) -> None:
         """Learn from one DNS message in wire format; queries and failures teach nothing."""
@@ -69,11 +103,15 @@ class DnsNames:
         answers = wire[6] << 8 | wire[7]
         if not is_response or rcode != 0 or not answers:
             return
+        message: dns.message.Message | None
         try:
             message = dns.message.from_wire(wire, ignore_trailing=True, one_rr_per_rrset=False)
         except (dns.exception.DNSException, ValueError, IndexError, UnicodeError, struct.error):
-            self.malformed += 1
-            return
+            message = _salvaged(wire)
+            if message is None:
+                self.malformed += 1
+                return
+            self.salvaged += 1
         learned = False
         for question in message.question:
             learned = self._chain(message, question.name) or learned

@@ -118,7 +118,8 @@ def dns_names(paths: Sequence[str], *, stdin: BinaryIO | None, strict: bool, war
     _, reports = read_captures(paths, stdin=stdin, strict=strict, warn=warn, dns_sink=names.feed)
     incomplete = sum(r.dns_incomplete for r in reports)
     if incomplete:
-        warn(f"{incomplete} DNS message(s) were cut short (snapshot length or missing TCP segments) and skipped")
+        warn(f"{incomplete} DNS message(s) were cut short (snapshot length, IP fragments or missing TCP segments): "
+             "only their answers that arrived whole were read")
     if names.malformed:
         warn(f"{names.malformed} DNS message(s) on port 53 could not be parsed and were skipped")
     return NamesResult(names.mapping(), names.responses, reports)

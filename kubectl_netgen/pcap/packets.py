@@ -377,9 +377,10 @@ class PacketDecoder:
     def _udp_dns(self, pkt: bytes, ip: int, l4: int) -> None:
         assert self.dns_sink is not None
         end = l4 + (pkt[l4 + 4] << 8 | pkt[l4 + 5])
-        if end > self._ip_end(pkt, ip) or end > len(pkt):  # a first fragment, or cut by the snaplen
+        kept = min(self._ip_end(pkt, ip), len(pkt))
+        if end > kept:  # a first fragment, or cut by the snapshot length: the answers wholly kept still count
             self._report.dns_incomplete += 1
-            return
+            end = kept
         self._report.dns_messages += 1
         self.dns_sink(pkt[l4 + 8 : end])
 

@@ -806,11 +806,12 @@ def test_dns_over_tcp_segment_lost_is_reported(tmp_path: Path) -> None:
     names, warned = names_of(path)
     assert names == {"198.51.100.30": ["cache.example.com"]}
     assert warned == [
-        "warning: 1 DNS message(s) were cut short (snapshot length or missing TCP segments) and skipped",
+        "warning: 1 DNS message(s) were cut short (snapshot length, IP fragments or missing TCP segments): only their "
+        "answers that arrived whole were read",
     ]
 
 
-def test_dns_response_in_ip_fragments_is_reported_as_cut_short(tmp_path: Path) -> None:
+def test_dns_response_in_ip_fragments_is_cut_short_and_its_first_fragment_read(tmp_path: Path) -> None:
     many = [f"198.51.100.{i}" for i in range(1, 120)]
     query, answer = response("big.example.com.", "A", [("big.example.com.", "A", many)])
     assert len(answer) > 1480
@@ -819,9 +820,11 @@ def test_dns_response_in_ip_fragments_is_reported_as_cut_short(tmp_path: Path) -
         *fragment(IP(src=DNS4, dst=C4, id=0x77) / UDP(sport=53, dport=40100) / Raw(answer), fragsize=1480),
     ]
     names, warned = names_of(write(tmp_path, "dns-fragments.pcap", pcap(timed(packets, eth))))
-    assert names == {}
+    # the answers wholly inside the first fragment name their addresses (tcpdump prints them too)
+    assert names and set(names) < set(many) and all(v == ["big.example.com"] for v in names.values())
     assert warned == [
-        "warning: 1 DNS message(s) were cut short (snapshot length or missing TCP segments) and skipped",
+        "warning: 1 DNS message(s) were cut short (snapshot length, IP fragments or missing TCP segments): only their "
+        "answers that arrived whole were read",
     ]
 
 
@@ -851,7 +854,7 @@ def test_dns_on_other_ports_is_ignored(tmp_path: Path, port: int) -> None:
     assert [(f["protocol"], f["src"], f["dst"], f["dst_port"]) for f in found] == [("UDP", C4, DNS4, port)]
 
 
-def test_dns_response_cut_by_snaplen_is_skipped_with_a_warning(tmp_path: Path) -> None:
+def test_dns_response_cut_by_snaplen_keeps_its_whole_answers_with_a_warning(tmp_path: Path) -> None:
     many = [f"198.51.100.{i}" for i in range(100, 120)]
     exchanges = [
         response("big.example.com.", "A", [("big.example.com.", "A", many)], ident=1),
@@ -861,9 +864,13 @@ def test_dns_response_cut_by_snaplen_is_skipped_with_a_warning(tmp_path: Path) -
     assert [len(eth(p)) > 120 for p in packets] == [False, True, False, False]  # only the big answer is cut
     path = write(tmp_path, "snap.pcap", pcap(timed(packets, eth), snaplen=120))
     names, warned = names_of(path)
-    assert names == {"198.51.100.7": ["registry.example.org"]}
+    # 78 bytes of the big answer were kept: its header, question and two whole A records
+    big = {ip for ip, v in names.items() if v == ["big.example.com"]}
+    assert len(big) == 2 and big < set(many)
+    assert names["198.51.100.7"] == ["registry.example.org"] and len(names) == 3
     assert warned == [
-        "warning: 1 DNS message(s) were cut short (snapshot length or missing TCP segments) and skipped",
+        "warning: 1 DNS message(s) were cut short (snapshot length, IP fragments or missing TCP segments): only their "
+        "answers that arrived whole were read",
     ]
     found, flow_warnings = flows_of(path)
     assert found == [
