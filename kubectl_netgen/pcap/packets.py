@@ -36,7 +36,10 @@ LINKTYPE_LOOP = 108
 LINKTYPE_LINUX_SLL = 113
 LINKTYPE_IPV4 = 228
 LINKTYPE_IPV6 = 229
+LINKTYPE_NFLOG = 239
 LINKTYPE_LINUX_SLL2 = 276
+NFULA_PAYLOAD = 9
+"""The NFLOG TLV holding the logged packet (its IP header first)."""
 LINKTYPE_NAMES = {
     LINKTYPE_NULL: "NULL",
     LINKTYPE_ETHERNET: "EN10MB",
@@ -48,13 +51,14 @@ LINKTYPE_NAMES = {
     LINKTYPE_IPV4: "IPV4",
     LINKTYPE_IPV6: "IPV6",
     LINKTYPE_LINUX_SLL2: "LINUX_SLL2",
+    LINKTYPE_NFLOG: "NFLOG",
     105: "IEEE802_11",
     127: "IEEE802_11_RADIOTAP",
     **{147 + n: f"USER{n}" for n in range(16)},
 }
 RAW_LINKTYPES = frozenset({LINKTYPE_RAW_DLT12, LINKTYPE_RAW_DLT14, LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_IPV6})
 SUPPORTED_LINKTYPES = RAW_LINKTYPES | {
-    LINKTYPE_NULL, LINKTYPE_ETHERNET, LINKTYPE_LOOP, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2,
+    LINKTYPE_NULL, LINKTYPE_ETHERNET, LINKTYPE_LOOP, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_NFLOG,
 }
 
 ETH_IPV4, ETH_IPV6 = 0x0800, 0x86DD
@@ -187,6 +191,7 @@ class PacketDecoder:
         sll2 = linktype == LINKTYPE_LINUX_SLL2
         sll = linktype == LINKTYPE_LINUX_SLL
         raw = linktype in RAW_LINKTYPES
+        nflog = linktype == LINKTYPE_NFLOG
 
         def handle(pkt: bytes, ts: int, orig: int) -> None:
             # The hot path, inlined for speed: IPv4 without options (not a fragment) or IPv6
@@ -210,6 +215,11 @@ class PacketDecoder:
                 elif raw:
                     ip = 0
                     version = pkt[0] >> 4
+                    et = ETH_IPV4 if version == 4 else ETH_IPV6 if version == 6 else 0
+                elif nflog:  # what `tcpdump -i nflog:N` writes on nodes: the packet is one of the TLVs
+                    ip, size = _nflog_payload(pkt)
+                    orig = min(orig, ip + size)  # the record's length counts the TLVs around the packet
+                    version = pkt[ip] >> 4 if ip else 0
                     et = ETH_IPV4 if version == 4 else ETH_IPV6 if version == 6 else 0
                 else:  # NULL (the writer's host byte order) or LOOP (network byte order)
                     family = int.from_bytes(pkt[0:4], "big")
@@ -439,6 +449,25 @@ class PacketDecoder:
             if buffer:
                 self._report.dns_incomplete += 1
             streams.pop(key, None)
+
+
+def _nflog_payload(pkt: bytes) -> tuple[int, int]:
+    """Where the logged packet starts in an NFLOG record, and its length ((0, 0) when it holds none).
+
+    After a 4-byte header (family, version, resource id) come TLVs: a 2-byte length (of the TLV, the
+    4-byte TLV header included) and a 2-byte type, both in the host order of the machine that logged,
+    little-endian on every common one, each padded to 4 bytes.
+    """
+    at, end = 4, len(pkt)
+    while at + 4 <= end:
+        length = pkt[at] | pkt[at + 1] << 8
+        kind = (pkt[at + 2] | pkt[at + 3] << 8) & 0x7FFF  # the top bit marks a nested TLV
+        if length < 4:
+            return 0, 0
+        if kind == NFULA_PAYLOAD:
+            return at + 4, length - 4
+        at += (length + 3) & ~3
+    return 0, 0
 
 
 def linktype_name(linktype: int) -> str:
