@@ -75,7 +75,7 @@ def capture(
         "-o", "--output", help="The capture directory to write (default: ./netgen-capture-<UTC timestamp>).",
         metavar="DIR")] = None,
     image: Annotated[Optional[str], typer.Option(  # noqa: UP045
-        "--image", help="The capture image; it needs sh, timeout, tcpdump, dd, base64 and tr "
+        "--image", help="The capture image; it needs tcpdump and a busybox userland (sh, timeout, dd, base64, awk) "
         "(default: nicolaka/netshoot, pinned).", metavar="IMAGE")] = None,
     bpf_filter: Annotated[Optional[str], typer.Option(  # noqa: UP045
         "--filter", help="A BPF expression and-ed with the default filter (e.g. 'not port 9100').",
